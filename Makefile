@@ -1,0 +1,29 @@
+# vote_guard: PGXS build
+MODULE_big = vote_guard
+OBJS = \
+	vote_guard.o \
+	vg_crypto.o \
+	vg_normalize.o \
+	vg_trigger.o
+
+EXTENSION = vote_guard
+DATA = vote_guard--1.0.sql
+
+PG_CONFIG ?= pg_config
+
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+SHLIB_LINK = -lcrypto
+
+# pg_regress suites (sql/ and expected/)
+REGRESS = setup hashing normalize cast_vote bad_input privileges search_path admin
+
+# isolationtester specs (test/isolation/specs and test/isolation/expected)
+ISOLATION = vote_race close_race replay_race
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation
+
+# TAP tests (PostgreSQL::Test::Cluster)
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,366 @@
+/*-------------------------------------------------------------------------
+ *
+ * vg_crypto.c
+ *	  HMAC-SHA-256 (OpenSSL), secrets and the per-contest derived keys.
+ *
+ * A contest's keys are derived from the secret version it was created with:
+ *
+ *	  ip key     = HMAC(ip_secret,    "vote_guard/ip/v1"    || contest_id)
+ *	  email key  = HMAC(email_secret, "vote_guard/email/v1" || contest_id)
+ *
+ * (contest_id as 8 bytes, big-endian), so one voter's keys in two contests
+ * cannot be linked.  Each backend keeps the derived keys, as ready-keyed
+ * OpenSSL HMAC contexts, in a hash table; secrets never change once written
+ * and any insert or delete on vote_guard.secrets flushes the table in every
+ * backend (relcache invalidation).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "port/pg_bswap.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "vote_guard.h"
+
+/* An HMAC-SHA-256 context holding its key, reusable for any number of MACs. */
+typedef struct VgHmacCtx
+{
+	EVP_MAC_CTX *ctx;
+} VgHmacCtx;
+
+struct VgContestKeys
+{
+	int64		contest_id;		/* hash key */
+	int32		secret_version;
+	VgHmacCtx	ip;
+	VgHmacCtx	email;
+};
+
+static EVP_MAC *hmac_alg = NULL;
+static HTAB *contest_keys = NULL;
+static Oid	secrets_relid = InvalidOid;
+static bool inval_registered = false;
+
+/* Fetch the HMAC implementation once per backend. */
+static EVP_MAC *
+vg_hmac_alg(void)
+{
+	if (hmac_alg == NULL)
+	{
+		hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+		if (hmac_alg == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("could not load OpenSSL's HMAC implementation")));
+	}
+	return hmac_alg;
+}
+
+static void
+hmac_ctx_error(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+			 errmsg("OpenSSL HMAC-SHA-256 failed: %s", what)));
+}
+
+/* Key a new context; ctx->ctx is NULL on entry. */
+static void
+hmac_ctx_init(VgHmacCtx *ctx, const uint8 *key, size_t keylen)
+{
+	OSSL_PARAM	params[2];
+	static const uint8 empty_key[1] = {0};
+
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+												 (char *) "SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+
+	ctx->ctx = EVP_MAC_CTX_new(vg_hmac_alg());
+	if (ctx->ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	/* OpenSSL wants a non-NULL key pointer even for a zero-length key */
+	if (!EVP_MAC_init(ctx->ctx, keylen > 0 ? key : empty_key, keylen, params))
+	{
+		EVP_MAC_CTX_free(ctx->ctx);
+		ctx->ctx = NULL;
+		hmac_ctx_error("could not set the key");
+	}
+}
+
+static void
+hmac_ctx_free(VgHmacCtx *ctx)
+{
+	if (ctx->ctx != NULL)
+		EVP_MAC_CTX_free(ctx->ctx);
+	ctx->ctx = NULL;
+}
+
+/* One MAC with a keyed context; the context stays keyed for the next one. */
+static void
+hmac_ctx_mac(VgHmacCtx *ctx, const uint8 *data1, size_t len1,
+			 const uint8 *data2, size_t len2, uint8 *out)
+{
+	size_t		outlen = 0;
+
+	/* a NULL key restarts the MAC with the key the context already holds */
+	if (!EVP_MAC_init(ctx->ctx, NULL, 0, NULL) ||
+		!EVP_MAC_update(ctx->ctx, data1, len1) ||
+		(len2 > 0 && !EVP_MAC_update(ctx->ctx, data2, len2)) ||
+		!EVP_MAC_final(ctx->ctx, out, &outlen, VG_HMAC_LEN) ||
+		outlen != VG_HMAC_LEN)
+		hmac_ctx_error("could not compute the MAC");
+}
+
+/* HMAC-SHA-256 of data under key, into out (VG_HMAC_LEN bytes). */
+void
+vg_hmac(const uint8 *key, size_t keylen, const uint8 *data, size_t datalen,
+		uint8 *out)
+{
+	VgHmacCtx	ctx = {NULL};
+
+	hmac_ctx_init(&ctx, key, keylen);
+	PG_TRY();
+	{
+		hmac_ctx_mac(&ctx, data, datalen, NULL, 0, out);
+	}
+	PG_FINALLY();
+	{
+		hmac_ctx_free(&ctx);
+	}
+	PG_END_TRY();
+}
+
+PG_FUNCTION_INFO_V1(vg_hmac_sha256);
+
+/* vote_guard.hmac_sha256(data bytea, key bytea) RETURNS bytea */
+Datum
+vg_hmac_sha256(PG_FUNCTION_ARGS)
+{
+	bytea	   *data = PG_GETARG_BYTEA_PP(0);
+	bytea	   *key = PG_GETARG_BYTEA_PP(1);
+	bytea	   *result = palloc(VARHDRSZ + VG_HMAC_LEN);
+
+	vg_hmac((const uint8 *) VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
+			(const uint8 *) VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data),
+			(uint8 *) VARDATA(result));
+	SET_VARSIZE(result, VARHDRSZ + VG_HMAC_LEN);
+	PG_RETURN_BYTEA_P(result);
+}
+
+PG_FUNCTION_INFO_V1(vg_random_secret);
+
+/* vote_guard.random_secret() RETURNS bytea: VG_SECRET_LEN strong random bytes */
+Datum
+vg_random_secret(PG_FUNCTION_ARGS)
+{
+	bytea	   *result = palloc(VARHDRSZ + VG_SECRET_LEN);
+
+	if (!pg_strong_random(VARDATA(result), VG_SECRET_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random secret")));
+	SET_VARSIZE(result, VARHDRSZ + VG_SECRET_LEN);
+	PG_RETURN_BYTEA_P(result);
+}
+
+/* Free every cached context and forget the keys. */
+static void
+flush_contest_keys(void)
+{
+	HASH_SEQ_STATUS status;
+	VgContestKeys *entry;
+
+	if (contest_keys == NULL)
+		return;
+	hash_seq_init(&status, contest_keys);
+	while ((entry = hash_seq_search(&status)) != NULL)
+	{
+		hmac_ctx_free(&entry->ip);
+		hmac_ctx_free(&entry->email);
+	}
+	hash_destroy(contest_keys);
+	contest_keys = NULL;
+	secrets_relid = InvalidOid;
+}
+
+static void
+secrets_inval_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == secrets_relid)
+		flush_contest_keys();
+}
+
+/*
+ * Read both secrets of a version (SPI must be connected) and derive a
+ * contest's two keys from them.
+ */
+static void
+derive_contest_keys(VgContestKeys *entry, int64 contest_id, int32 version)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		arg = Int32GetDatum(version);
+	uint8		info[8];
+	uint8		derived[VG_HMAC_LEN];
+	uint64		be_id = pg_hton64((uint64) contest_id);
+	bool		isnull;
+	bytea	   *ip_secret;
+	bytea	   *email_secret;
+	int			ret;
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[1] = {INT4OID};
+		SPIPlanPtr	p;
+
+		p = SPI_prepare("SELECT s.ip_secret, s.email_secret"
+						"  FROM vote_guard.secrets s"
+						" WHERE s.version OPERATOR(pg_catalog.=) $1",
+						1, argtypes);
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		plan = p;
+	}
+
+	ret = SPI_execute_plan(plan, &arg, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("vote_guard secret version %d is missing", version),
+				 errdetail("Contest " INT64_FORMAT " was created with it.", contest_id),
+				 errhint("Restore vote_guard.secrets from a backup of this database.")));
+
+	ip_secret = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 1, &isnull));
+	email_secret = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 2, &isnull));
+
+	memcpy(info, &be_id, sizeof(info));
+
+	entry->secret_version = version;
+	entry->ip.ctx = NULL;
+	entry->email.ctx = NULL;
+
+	{
+		static const char ip_label[] = "vote_guard/ip/v1";
+		static const char email_label[] = "vote_guard/email/v1";
+		uint8		buf[sizeof(email_label) - 1 + sizeof(info)];
+
+		memcpy(buf, ip_label, sizeof(ip_label) - 1);
+		memcpy(buf + sizeof(ip_label) - 1, info, sizeof(info));
+		vg_hmac((const uint8 *) VARDATA_ANY(ip_secret), VARSIZE_ANY_EXHDR(ip_secret),
+				buf, sizeof(ip_label) - 1 + sizeof(info), derived);
+		hmac_ctx_init(&entry->ip, derived, VG_HMAC_LEN);
+
+		memcpy(buf, email_label, sizeof(email_label) - 1);
+		memcpy(buf + sizeof(email_label) - 1, info, sizeof(info));
+		vg_hmac((const uint8 *) VARDATA_ANY(email_secret), VARSIZE_ANY_EXHDR(email_secret),
+				buf, sizeof(email_label) - 1 + sizeof(info), derived);
+		hmac_ctx_init(&entry->email, derived, VG_HMAC_LEN);
+	}
+	explicit_bzero(derived, sizeof(derived));
+}
+
+/*
+ * The derived keys of a contest, from the backend's cache or, the first time,
+ * from vote_guard.secrets.  SPI must be connected.
+ */
+VgContestKeys *
+vg_contest_keys(int64 contest_id, int32 secret_version)
+{
+	VgContestKeys *entry;
+	bool		found;
+
+	if (!inval_registered)
+	{
+		CacheRegisterRelcacheCallback(secrets_inval_callback, (Datum) 0);
+		inval_registered = true;
+	}
+	if (contest_keys == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(VgContestKeys);
+		ctl.hcxt = TopMemoryContext;
+		contest_keys = hash_create("vote_guard contest keys", 64, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		secrets_relid = get_relname_relid("secrets",
+										  get_namespace_oid("vote_guard", false));
+	}
+
+	entry = hash_search(contest_keys, &contest_id, HASH_FIND, &found);
+	if (found && entry->secret_version == secret_version &&
+		entry->ip.ctx != NULL && entry->email.ctx != NULL)
+		return entry;
+
+	if (found)
+	{
+		hmac_ctx_free(&entry->ip);
+		hmac_ctx_free(&entry->email);
+		hash_search(contest_keys, &contest_id, HASH_REMOVE, NULL);
+	}
+
+	/* derive into a local copy first, so an error leaves no half entry */
+	{
+		VgContestKeys fresh;
+
+		fresh.contest_id = contest_id;
+		derive_contest_keys(&fresh, contest_id, secret_version);
+		entry = hash_search(contest_keys, &contest_id, HASH_ENTER, &found);
+		entry->secret_version = fresh.secret_version;
+		entry->ip = fresh.ip;
+		entry->email = fresh.email;
+	}
+	return entry;
+}
+
+void
+vg_ip_key(VgContestKeys *keys, const VgIpBytes *ip, uint8 *out)
+{
+	hmac_ctx_mac(&keys->ip, ip->data, ip->len, NULL, 0, out);
+}
+
+void
+vg_email_key(VgContestKeys *keys, const char *normalized, uint8 *out)
+{
+	hmac_ctx_mac(&keys->email, (const uint8 *) normalized, strlen(normalized),
+				 NULL, 0, out);
+}
+
+PG_FUNCTION_INFO_V1(vg_secrets_trigger);
+
+/*
+ * Statement trigger on vote_guard.secrets: any insert or delete makes every
+ * backend drop its derived keys at commit.
+ */
+Datum
+vg_secrets_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("vote_guard.secrets_trigger() must be called as a trigger")));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}
