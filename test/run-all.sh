@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# vote_guard: run every test suite (pg_regress, isolation, TAP with the
+# concurrency stress) against throwaway clusters that this script creates and
+# removes.
+#
+#   test/run-all.sh
+#
+# As root it first installs missing packages, builds and installs the
+# extension, then runs the suites as the unprivileged user "postgres" (the
+# server refuses to run as root) on a copy of the tree.  As another user the
+# extension must already be installed (make install).
+#
+# Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432).
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+PG_MAJOR=${PG_MAJOR:-15}
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+port=${VG_TEST_PORT:-55432}
+
+if [ "$(id -u)" = 0 ]; then
+    "$src/test/install-deps.sh"
+    echo "== build and install (PostgreSQL $PG_MAJOR)"
+    make -C "$src" -s clean
+    make -C "$src" -s all
+    make -C "$src" -s install
+    work=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_test.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+    # a clean copy of the tree the unprivileged user can write into
+    tar -C "$src" --exclude=.git -cf - . | tar -C "$work" -xf -
+    chown -R postgres: "$work"
+    status=0
+    runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" VG_TEST_PORT="$port" \
+        PATH="$PATH" "$work/test/run-all.sh" || status=$?
+    exit $status
+fi
+
+bindir=$("$PG_CONFIG" --bindir)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_cluster.XXXXXX")
+cleanup() {
+    "$bindir/pg_ctl" -D "$tmp/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+echo "== throwaway cluster (PostgreSQL $("$bindir/postgres" -V | awk '{print $3}'))"
+"$bindir/initdb" -D "$tmp/data" -A trust -U "$(id -un)" --no-sync >"$tmp/initdb.log" 2>&1 \
+    || { cat "$tmp/initdb.log"; exit 1; }
+"$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w \
+    -o "-p $port -k $tmp -c listen_addresses='' -c max_connections=150 -c fsync=off" \
+    start >/dev/null || { cat "$tmp/server.log"; exit 1; }
+export PGHOST=$tmp PGPORT=$port PGUSER=$(id -un)
+
+cd "$src"
+passed=0
+failed=0
+suites_failed=()
+
+# Run one suite; count its tests from pg_regress' or prove's output.
+run_suite() {
+    local name=$1; shift
+    local log="$tmp/$name.log" rc=0
+    echo "== $name"
+    "$@" >"$log" 2>&1 || rc=$?
+    grep -E '^(test |ok |not ok |    |t/|test/t/|Files=|Result:|All tests|# )|tests? (passed|failed)' "$log" || true
+    local ok bad
+    if [ "$name" = tap ]; then
+        ok=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$log" | tail -n 1)
+        ok=${ok:-0}
+        bad=$(grep -Eo 'Failed [0-9]+/[0-9]+ subtests' "$log" | awk -F'[ /]' '{s+=$2} END {print s+0}')
+        ok=$((ok - bad))
+    else
+        ok=$(grep -Ec '^(ok [0-9]+ +[-+]|test .*\.\.\. ok)' "$log" || true)
+        bad=$(grep -Ec '^(not ok [0-9]+|test .*\.\.\. FAILED)' "$log" || true)
+    fi
+    if [ "$rc" != 0 ] && [ "$bad" = 0 ]; then
+        bad=1
+    fi
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+    if [ "$rc" != 0 ]; then
+        suites_failed+=("$name")
+        for diffs in regression.diffs test/isolation/regression.diffs; do
+            [ -s "$diffs" ] && { echo "-- $diffs"; head -n 200 "$diffs"; }
+        done
+        [ "$name" = tap ] && tail -n 60 "$log"
+        find tmp_check/log -name 'regress_log_*' 2>/dev/null | while read -r f; do
+            echo "-- $f"; tail -n 40 "$f"; done
+    fi
+    return 0
+}
+
+mk=(make -s installcheck)
+run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS=
+run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS=
+run_suite tap       "${mk[@]}" REGRESS= ISOLATION=
+
+echo
+if [ ${#suites_failed[@]} -gt 0 ]; then
+    echo "failed suites: ${suites_failed[*]}"
+fi
+echo "vote_guard tests: $passed passed, $failed failed"
+[ "$failed" = 0 ]
