@@ -112,15 +112,13 @@ hmac_ctx_free(VgHmacCtx *ctx)
 
 /* One MAC with a keyed context; the context stays keyed for the next one. */
 static void
-hmac_ctx_mac(VgHmacCtx *ctx, const uint8 *data1, size_t len1,
-			 const uint8 *data2, size_t len2, uint8 *out)
+hmac_ctx_mac(VgHmacCtx *ctx, const uint8 *data, size_t len, uint8 *out)
 {
 	size_t		outlen = 0;
 
 	/* a NULL key restarts the MAC with the key the context already holds */
 	if (!EVP_MAC_init(ctx->ctx, NULL, 0, NULL) ||
-		!EVP_MAC_update(ctx->ctx, data1, len1) ||
-		(len2 > 0 && !EVP_MAC_update(ctx->ctx, data2, len2)) ||
+		!EVP_MAC_update(ctx->ctx, data, len) ||
 		!EVP_MAC_final(ctx->ctx, out, &outlen, VG_HMAC_LEN) ||
 		outlen != VG_HMAC_LEN)
 		hmac_ctx_error("could not compute the MAC");
@@ -136,7 +134,7 @@ vg_hmac(const uint8 *key, size_t keylen, const uint8 *data, size_t datalen,
 	hmac_ctx_init(&ctx, key, keylen);
 	PG_TRY();
 	{
-		hmac_ctx_mac(&ctx, data, datalen, NULL, 0, out);
+		hmac_ctx_mac(&ctx, data, datalen, out);
 	}
 	PG_FINALLY();
 	{
@@ -259,6 +257,7 @@ derive_contest_keys(VgContestKeys *entry, int64 contest_id, int32 version)
 	entry->ip.ctx = NULL;
 	entry->email.ctx = NULL;
 
+	PG_TRY();
 	{
 		static const char ip_label[] = "vote_guard/ip/v1";
 		static const char email_label[] = "vote_guard/email/v1";
@@ -276,6 +275,14 @@ derive_contest_keys(VgContestKeys *entry, int64 contest_id, int32 version)
 				buf, sizeof(email_label) - 1 + sizeof(info), derived);
 		hmac_ctx_init(&entry->email, derived, VG_HMAC_LEN);
 	}
+	PG_CATCH();
+	{
+		/* OpenSSL memory is not in a memory context: give it back */
+		hmac_ctx_free(&entry->ip);
+		hmac_ctx_free(&entry->email);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	explicit_bzero(derived, sizeof(derived));
 }
 
@@ -336,14 +343,14 @@ vg_contest_keys(int64 contest_id, int32 secret_version)
 void
 vg_ip_key(VgContestKeys *keys, const VgIpBytes *ip, uint8 *out)
 {
-	hmac_ctx_mac(&keys->ip, ip->data, ip->len, NULL, 0, out);
+	hmac_ctx_mac(&keys->ip, ip->data, ip->len, out);
 }
 
 void
 vg_email_key(VgContestKeys *keys, const char *normalized, uint8 *out)
 {
 	hmac_ctx_mac(&keys->email, (const uint8 *) normalized, strlen(normalized),
-				 NULL, 0, out);
+				 out);
 }
 
 PG_FUNCTION_INFO_V1(vg_secrets_trigger);
