@@ -4,6 +4,7 @@ OBJS = \
 	vote_guard.o \
 	vg_crypto.o \
 	vg_normalize.o \
+	vg_policy.o \
 	vg_trigger.o
 
 EXTENSION = vote_guard

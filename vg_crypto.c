@@ -218,27 +218,18 @@ derive_contest_keys(VgContestKeys *entry, int64 contest_id, int32 version)
 	bool		isnull;
 	bytea	   *ip_secret;
 	bytea	   *email_secret;
-	int			ret;
 
 	if (plan == NULL)
 	{
 		Oid			argtypes[1] = {INT4OID};
-		SPIPlanPtr	p;
 
-		p = SPI_prepare("SELECT s.ip_secret, s.email_secret"
-						"  FROM vote_guard.secrets s"
-						" WHERE s.version OPERATOR(pg_catalog.=) $1",
-						1, argtypes);
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		plan = p;
+		plan = vg_prepare_kept("SELECT s.ip_secret, s.email_secret"
+							   "  FROM vote_guard.secrets s"
+							   " WHERE s.version OPERATOR(pg_catalog.=) $1",
+							   1, argtypes);
 	}
 
-	ret = SPI_execute_plan(plan, &arg, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	vg_execute(plan, &arg, NULL, SPI_OK_SELECT, 1);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -246,10 +237,8 @@ derive_contest_keys(VgContestKeys *entry, int64 contest_id, int32 version)
 				 errdetail("Contest " INT64_FORMAT " was created with it.", contest_id),
 				 errhint("Restore vote_guard.secrets from a backup of this database.")));
 
-	ip_secret = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
-											  SPI_tuptable->tupdesc, 1, &isnull));
-	email_secret = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 2, &isnull));
+	ip_secret = DatumGetByteaPP(vg_spi_value(0, 1, &isnull));
+	email_secret = DatumGetByteaPP(vg_spi_value(0, 2, &isnull));
 
 	memcpy(info, &be_id, sizeof(info));
 

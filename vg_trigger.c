@@ -21,6 +21,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "utils/datum.h"
 #include "utils/rel.h"
 
 #include "vote_guard.h"
@@ -58,33 +59,24 @@ counter_add(int64 contest_id, int64 entry_id, int64 delta)
 {
 	static SPIPlanPtr plan = NULL;
 	Datum		args[4];
-	int			ret;
 
 	if (plan == NULL)
 	{
 		Oid			argtypes[4] = {INT8OID, INT8OID, INT4OID, INT8OID};
-		SPIPlanPtr	p;
 
-		p = SPI_prepare("INSERT INTO vote_guard.counters AS k"
-						"       (contest_id, entry_id, slot, votes)"
-						" VALUES ($1, $2, $3, $4)"
-						" ON CONFLICT (contest_id, entry_id, slot) DO UPDATE"
-						" SET votes = k.votes OPERATOR(pg_catalog.+) excluded.votes",
-						4, argtypes);
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		plan = p;
+		plan = vg_prepare_kept("INSERT INTO vote_guard.counters AS k"
+							   "       (contest_id, entry_id, slot, votes)"
+							   " VALUES ($1, $2, $3, $4)"
+							   " ON CONFLICT (contest_id, entry_id, slot) DO UPDATE"
+							   " SET votes = k.votes OPERATOR(pg_catalog.+) excluded.votes",
+							   4, argtypes);
 	}
 
 	args[0] = Int64GetDatum(contest_id);
 	args[1] = Int64GetDatum(entry_id);
 	args[2] = Int32GetDatum(VG_MY_BACKEND_NUMBER % VG_COUNTER_SLOTS);
 	args[3] = Int64GetDatum(delta);
-	ret = SPI_execute_plan(plan, args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	vg_execute(plan, args, NULL, SPI_OK_INSERT, 0);
 }
 
 static void
@@ -142,12 +134,8 @@ vg_votes_trigger(PG_FUNCTION_ARGS)
 	else if (TRIGGER_FIRED_BY_UPDATE(event))
 	{
 		vote_keys(trigdata->tg_trigtuple, desc, &old_contest, &old_entry);
+		/* the policy trigger keeps a vote in its contest */
 		vote_keys(trigdata->tg_newtuple, desc, &new_contest, &new_entry);
-		if (old_contest != new_contest)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("a vote cannot move to another contest"),
-					 errhint("Delete the vote and insert a new one.")));
 		/* move the count, lower entry first so two moves cannot deadlock */
 		if (old_entry < new_entry)
 		{
@@ -165,9 +153,59 @@ vg_votes_trigger(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/*
+ * The settings that the stored votes were decided and keyed under: changing
+ * them would make the stored keys, windows and slots mean something else.
+ */
+static void
+check_fixed_settings(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
+{
+	static const char *const fixed[] = {
+		"dedupe_on", "ipv4_prefix", "ipv6_prefix", "votes_per_voter",
+		"per_entry_limit", "vote_window", "secret_version", "opens_at"
+	};
+	size_t		i;
+
+	for (i = 0; i < lengthof(fixed); i++)
+	{
+		int			attnum = SPI_fnumber(desc, fixed[i]);
+		Form_pg_attribute att;
+		bool		n1,
+					n2;
+		Datum		d1,
+					d2;
+
+		if (attnum <= 0)
+			elog(ERROR, "vote_guard.contests has no column \"%s\"", fixed[i]);
+		att = TupleDescAttr(desc, attnum - 1);
+		d1 = heap_getattr(oldtup, attnum, desc, &n1);
+		d2 = heap_getattr(newtup, attnum, desc, &n2);
+		if (n1 == n2 && (n1 || datumIsEqual(d1, d2, att->attbyval, att->attlen)))
+			continue;
+		/* opens_at only numbers the vote windows */
+		if (strcmp(fixed[i], "opens_at") == 0)
+		{
+			bool		no_window;
+
+			(void) heap_getattr(newtup, SPI_fnumber(desc, "vote_window"), desc,
+								&no_window);
+			if (no_window)
+				continue;
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s of a contest cannot be changed", fixed[i]),
+				 errdetail("The contest's votes were decided and keyed under it."),
+				 errhint("Create a new contest with the new settings.")));
+	}
+}
+
 PG_FUNCTION_INFO_V1(vg_contests_trigger);
 
-/* BEFORE UPDATE/DELETE (row) on contests: wait for the votes in flight */
+/*
+ * BEFORE UPDATE/DELETE (row) on contests: wait for the votes in flight; keep
+ * the settings the votes depend on.
+ */
 Datum
 vg_contests_trigger(PG_FUNCTION_ARGS)
 {
@@ -182,6 +220,10 @@ vg_contests_trigger(PG_FUNCTION_ARGS)
 	vg_lock_contest(contest_id, true);
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		check_fixed_settings(trigdata->tg_trigtuple, trigdata->tg_newtuple,
+							 RelationGetDescr(trigdata->tg_relation));
 		return PointerGetDatum(trigdata->tg_newtuple);
+	}
 	return PointerGetDatum(trigdata->tg_trigtuple);
 }

@@ -83,6 +83,11 @@ CREATE TABLE vote_guard.contests (
     ipv4_prefix    integer NOT NULL DEFAULT 32,
     ipv6_prefix    integer NOT NULL DEFAULT 64,
     require_user   boolean NOT NULL DEFAULT false,
+    votes_per_voter integer NOT NULL DEFAULT 1,
+    per_entry_limit integer NOT NULL DEFAULT 1,
+    vote_window    interval,
+    cooldown       interval,
+    allow_change   boolean NOT NULL DEFAULT false,
     secret_version integer NOT NULL REFERENCES vote_guard.secrets (version),
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
     CONSTRAINT contests_window_check
@@ -91,7 +96,15 @@ CREATE TABLE vote_guard.contests (
         CHECK (pg_catalog.cardinality(dedupe_on) OPERATOR(pg_catalog.>) 0
                AND dedupe_on OPERATOR(pg_catalog.<@) '{ip,user,email}'::text[]),
     CONSTRAINT contests_ipv4_prefix_check CHECK (ipv4_prefix BETWEEN 1 AND 32),
-    CONSTRAINT contests_ipv6_prefix_check CHECK (ipv6_prefix BETWEEN 1 AND 128)
+    CONSTRAINT contests_ipv6_prefix_check CHECK (ipv6_prefix BETWEEN 1 AND 128),
+    CONSTRAINT contests_votes_per_voter_check CHECK (votes_per_voter BETWEEN 1 AND 1000),
+    CONSTRAINT contests_per_entry_limit_check
+        CHECK (per_entry_limit BETWEEN 1 AND votes_per_voter),
+    CONSTRAINT contests_vote_window_check
+        CHECK (vote_window BETWEEN '1 second'::interval AND '100 years'::interval),
+    CONSTRAINT contests_cooldown_check
+        CHECK (cooldown OPERATOR(pg_catalog.>) '0'::interval
+               AND cooldown OPERATOR(pg_catalog.<=) '100 years'::interval)
 );
 REVOKE ALL ON TABLE vote_guard.contests FROM PUBLIC;
 CREATE INDEX contests_secret_version_idx ON vote_guard.contests (secret_version);
@@ -131,6 +144,11 @@ CREATE TABLE vote_guard.votes (
     email_key  bytea,
     request_id text,
     created_at timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp(),
+    -- policy slots: derived by cast_vote or by the policy trigger, see below
+    window_no  integer NOT NULL DEFAULT 0,
+    ip_slot    smallint NOT NULL DEFAULT 1,
+    user_slot  smallint NOT NULL DEFAULT 1,
+    email_slot smallint NOT NULL DEFAULT 1,
     PRIMARY KEY (contest_id, vote_id),
     FOREIGN KEY (contest_id, entry_id)
         REFERENCES vote_guard.entries (contest_id, entry_id),
@@ -141,13 +159,22 @@ CREATE TABLE vote_guard.votes (
 );
 REVOKE ALL ON TABLE vote_guard.votes FROM PUBLIC;
 
--- one vote per voter vector per contest: the indexes are the guarantee
+/*
+ * One vote per voter vector, per window, per slot: the indexes are the
+ * guarantee.  window_no numbers the contest's fixed vote windows from
+ * opens_at (0 without vote_window); the slots number a vector's votes within
+ * a window, 1 .. votes_per_voter.  With the default policy every vote has
+ * window 0 and slot 1, so this is "one vote per vector per contest".
+ */
 CREATE UNIQUE INDEX votes_ip_key_uniq
-    ON vote_guard.votes (contest_id, ip_key) WHERE ip_key IS NOT NULL;
+    ON vote_guard.votes (contest_id, ip_key, window_no, ip_slot)
+    WHERE ip_key IS NOT NULL;
 CREATE UNIQUE INDEX votes_user_id_uniq
-    ON vote_guard.votes (contest_id, user_id) WHERE user_id IS NOT NULL;
+    ON vote_guard.votes (contest_id, user_id, window_no, user_slot)
+    WHERE user_id IS NOT NULL;
 CREATE UNIQUE INDEX votes_email_key_uniq
-    ON vote_guard.votes (contest_id, email_key) WHERE email_key IS NOT NULL;
+    ON vote_guard.votes (contest_id, email_key, window_no, email_slot)
+    WHERE email_key IS NOT NULL;
 -- idempotency keys
 CREATE UNIQUE INDEX votes_request_id_uniq
     ON vote_guard.votes (contest_id, request_id) WHERE request_id IS NOT NULL;
@@ -171,6 +198,23 @@ CREATE TRIGGER votes_counters
 CREATE TRIGGER votes_truncate
     AFTER TRUNCATE ON vote_guard.votes
     FOR EACH STATEMENT EXECUTE FUNCTION vote_guard.votes_trigger();
+
+/*
+ * Direct writes by the owner obey the contest's policy: the vote's window
+ * and slots are derived, and for policies a unique index cannot express
+ * (more than one vote per voter, cooldowns) the same voter locks as
+ * cast_vote's are taken and the same checks made.  A write that would break
+ * the policy fails.
+ */
+CREATE FUNCTION vote_guard.votes_policy_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'vg_votes_policy_trigger'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION vote_guard.votes_policy_trigger() FROM PUBLIC;
+
+CREATE TRIGGER votes_policy
+    BEFORE INSERT OR UPDATE ON vote_guard.votes
+    FOR EACH ROW EXECUTE FUNCTION vote_guard.votes_policy_trigger();
 
 -- any change to a contest row waits for the votes in flight and holds new ones
 CREATE FUNCTION vote_guard.contests_trigger()
@@ -283,6 +327,33 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION vote_guard.cast_vote(bigint, bigint, inet, text, text, text) IS
 'cast one vote; returns success, error_code, http_status, vote_count, vote_id, retry_at, replayed';
 
+CREATE FUNCTION vote_guard.change_vote(
+    contest_id   bigint,
+    new_entry_id bigint,
+    user_id      text,
+    old_entry_id bigint DEFAULT NULL)
+RETURNS vote_guard.vote_result
+AS 'MODULE_PATHNAME', 'vg_change_vote'
+LANGUAGE C VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION vote_guard.change_vote(bigint, bigint, text, bigint) IS
+'move the user''s vote (in the current window) to another entry, both counters in one transaction';
+
+CREATE FUNCTION vote_guard.retract_vote(
+    contest_id bigint,
+    user_id    text,
+    entry_id   bigint DEFAULT NULL)
+RETURNS vote_guard.vote_result
+AS 'MODULE_PATHNAME', 'vg_retract_vote'
+LANGUAGE C VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION vote_guard.retract_vote(bigint, text, bigint) IS
+'remove the user''s vote (in the current window)';
+
 ------------------------------------------------------------------------------
 -- Administration (owner only unless granted)
 ------------------------------------------------------------------------------
@@ -294,7 +365,12 @@ CREATE FUNCTION vote_guard.create_contest(
     dedupe_on    text[] DEFAULT '{ip,user,email}',
     ipv4_prefix  integer DEFAULT 32,
     ipv6_prefix  integer DEFAULT 64,
-    require_user boolean DEFAULT false)
+    require_user boolean DEFAULT false,
+    votes_per_voter integer DEFAULT 1,
+    per_entry_limit integer DEFAULT 1,
+    vote_window  interval DEFAULT NULL,
+    cooldown     interval DEFAULT NULL,
+    allow_change boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -329,25 +405,55 @@ BEGIN
         RAISE EXCEPTION 'ipv6_prefix must be between 1 and 128, not %', ipv6_prefix
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF require_user IS NULL THEN
-        RAISE EXCEPTION 'require_user must not be null'
+    IF require_user IS NULL OR allow_change IS NULL THEN
+        RAISE EXCEPTION 'require_user and allow_change must not be null'
             USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF votes_per_voter IS NULL OR votes_per_voter NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'votes_per_voter must be between 1 and 1000, not %', votes_per_voter
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF per_entry_limit IS NULL OR per_entry_limit NOT BETWEEN 1 AND votes_per_voter THEN
+        RAISE EXCEPTION 'per_entry_limit must be between 1 and votes_per_voter (%), not %',
+                        votes_per_voter, per_entry_limit
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF vote_window OPERATOR(pg_catalog.<) '1 second'::interval
+       OR vote_window OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'vote_window must be between 1 second and 100 years, not %', vote_window
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it out (NULL) for limits over the whole contest.';
+    END IF;
+    IF cooldown OPERATOR(pg_catalog.<=) '0'::interval
+       OR cooldown OPERATOR(pg_catalog.>) '100 years'::interval THEN
+        RAISE EXCEPTION 'cooldown must be positive and at most 100 years, not %', cooldown
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it out (NULL) for no cooldown.';
+    END IF;
+    IF allow_change AND NOT 'user' OPERATOR(pg_catalog.=) ANY (dedupe_on) THEN
+        RAISE EXCEPTION 'allow_change needs votes identified by user_id'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Add ''user'' to dedupe_on (and consider require_user).';
     END IF;
 
     INSERT INTO vote_guard.contests
         (name, opens_at, closes_at, dedupe_on, ipv4_prefix, ipv6_prefix,
-         require_user, secret_version)
+         require_user, votes_per_voter, per_entry_limit, vote_window, cooldown,
+         allow_change, secret_version)
     SELECT create_contest.name, create_contest.opens_at, create_contest.closes_at,
            ARRAY(SELECT DISTINCT d FROM pg_catalog.unnest(create_contest.dedupe_on) AS d ORDER BY d),
            create_contest.ipv4_prefix, create_contest.ipv6_prefix,
-           create_contest.require_user, pg_catalog.max(s.version)
+           create_contest.require_user, create_contest.votes_per_voter,
+           create_contest.per_entry_limit, create_contest.vote_window,
+           create_contest.cooldown, create_contest.allow_change,
+           pg_catalog.max(s.version)
       FROM vote_guard.secrets s
     RETURNING id INTO new_id;
 
     RETURN new_id;
 END
 $$;
-REVOKE ALL ON FUNCTION vote_guard.create_contest(text, timestamptz, timestamptz, text[], integer, integer, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vote_guard.create_contest(text, timestamptz, timestamptz, text[], integer, integer, boolean, integer, integer, interval, interval, boolean) FROM PUBLIC;
 
 CREATE FUNCTION vote_guard.add_entry(contest_id bigint, entry_id bigint, label text DEFAULT NULL)
 RETURNS void

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * vote_guard.c
- *	  cast_vote(): a race-free vote in one call, and the key functions.
+ *	  cast_vote(), change_vote() and retract_vote(): race-free votes in one
+ *	  call each; and the key functions.
  *
  * The order of work in cast_vote:
  *
@@ -12,13 +13,16 @@
  *	   transaction's snapshot may predate a close);
  *	3. time window, login and identity rules give their codes;
  *	4. the voter's keys are computed (HMAC, derived per contest);
- *	5. one INSERT ... ON CONFLICT DO NOTHING writes the vote: the partial
- *	   unique indexes decide, so two concurrent calls for one voter can never
- *	   both succeed, and a call waits for a conflicting call in flight and
- *	   succeeds if that one aborts.  The votes trigger moves the counter in
- *	   the same transaction;
- *	6. on a conflict, one query finds which vector collided, or the earlier
- *	   call with the same request_id (a replay).
+ *	5. with one vote per voter and no cooldown, one INSERT ... ON CONFLICT DO
+ *	   NOTHING writes the vote and the partial unique indexes decide: two
+ *	   concurrent calls for one voter can never both succeed, and a call
+ *	   waits for a conflicting call in flight and succeeds if that one
+ *	   aborts.  Other policies first lock the voter's vectors and read its
+ *	   earlier votes (vg_policy.c), then insert into the chosen slots, the
+ *	   same indexes still standing guard.  The votes trigger moves the
+ *	   counter in the same transaction;
+ *	6. on a conflict, the voter's votes say which vector collided, or that
+ *	   this request_id was accepted before (a replay).
  *
  * Expected outcomes come back as rows; there is no subtransaction and no
  * error is caught.  Faults raise an ERROR.
@@ -35,29 +39,11 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
-
 #include "utils/timestamp.h"
 
 #include "vote_guard.h"
 
 PG_MODULE_MAGIC;
-
-/* The result codes of the contract, with their HTTP statuses. */
-typedef enum VgCode
-{
-	VG_OK,
-	VG_DUPLICATE_IP,
-	VG_DUPLICATE_USER,
-	VG_DUPLICATE_EMAIL,
-	VG_LIMIT_REACHED,
-	VG_COOLDOWN,
-	VG_CONTEST_NOT_FOUND,
-	VG_ENTRY_NOT_FOUND,
-	VG_CONTEST_NOT_OPEN,
-	VG_CONTEST_CLOSED,
-	VG_LOGIN_REQUIRED,
-	VG_INVALID_INPUT
-} VgCode;
 
 static const struct
 {
@@ -77,9 +63,11 @@ static const struct
 	[VG_CONTEST_CLOSED] = {"contest_closed", 403},
 	[VG_LOGIN_REQUIRED] = {"login_required", 401},
 	[VG_INVALID_INPUT] = {"invalid_input", 400},
+	[VG_CHANGE_NOT_ALLOWED] = {"change_not_allowed", 403},
+	[VG_VOTE_NOT_FOUND] = {"vote_not_found", 404},
 };
 
-/* What cast_vote answers: the columns of vote_guard.vote_result. */
+/* What a call answers: the columns of vote_guard.vote_result. */
 typedef struct VgResult
 {
 	VgCode		code;
@@ -87,42 +75,28 @@ typedef struct VgResult
 	int64		vote_count;
 	bool		has_vote_id;
 	int64		vote_id;
+	bool		has_retry_at;
+	TimestampTz retry_at;
 	bool		replayed;
 } VgResult;
 
-/* A contest as cast_vote sees it. */
-typedef struct VgContest
-{
-	TimestampTz opens_at;
-	bool		has_closes_at;
-	TimestampTz closes_at;
-	bool		closed;			/* closed by the organiser */
-	bool		dedupe_ip;
-	bool		dedupe_user;
-	bool		dedupe_email;
-	int32		ipv4_prefix;
-	int32		ipv6_prefix;
-	bool		require_user;
-	int32		secret_version;
-	bool		entry_exists;
-} VgContest;
-
-/* How many times a conflict whose row has gone is retried. */
-#define VG_MAX_CONFLICT_RETRIES 3
+/* How many times a write whose conflicting row has gone is retried. */
+#define VG_MAX_RETRIES 3
 
 /*
  * Prepared plans, kept for the life of the backend.  PostgreSQL replans them
  * when the tables change, and re-parses them if the extension is re-created.
  */
-static SPIPlanPtr plan_contest = NULL;
-static SPIPlanPtr plan_contest_share = NULL;
 static SPIPlanPtr plan_insert = NULL;
-static SPIPlanPtr plan_conflict = NULL;
 static SPIPlanPtr plan_count = NULL;
+static SPIPlanPtr plan_user_votes = NULL;
+static SPIPlanPtr plan_lock_vote = NULL;
+static SPIPlanPtr plan_move = NULL;
+static SPIPlanPtr plan_delete = NULL;
 static SPIPlanPtr plan_prefixes = NULL;
 
-static SPIPlanPtr
-prepare_kept(const char *query, int nargs, Oid *argtypes)
+SPIPlanPtr
+vg_prepare_kept(const char *query, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
 
@@ -134,106 +108,84 @@ prepare_kept(const char *query, int nargs, Oid *argtypes)
 	return plan;
 }
 
-#define CONTEST_QUERY \
-	"SELECT c.opens_at, c.closes_at, c.closed_at IS NOT NULL," \
-	"       'ip' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
-	"       'user' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
-	"       'email' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
-	"       c.ipv4_prefix, c.ipv6_prefix, c.require_user, c.secret_version," \
-	"       EXISTS (SELECT 1 FROM vote_guard.entries e" \
-	"                WHERE e.contest_id OPERATOR(pg_catalog.=) c.id" \
-	"                  AND e.entry_id OPERATOR(pg_catalog.=) $2)" \
-	"  FROM vote_guard.contests c" \
-	" WHERE c.id OPERATOR(pg_catalog.=) $1"
-
-static void
-prepare_plans(void)
+/* Run a kept plan; any result but the expected one is an internal error. */
+void
+vg_execute(SPIPlanPtr plan, Datum *args, const char *nulls, int expected,
+		   long count)
 {
-	Oid			contest_args[2] = {INT8OID, INT8OID};
-	Oid			insert_args[6] = {INT8OID, INT8OID, BYTEAOID, TEXTOID, BYTEAOID, TEXTOID};
-	Oid			conflict_args[5] = {INT8OID, BYTEAOID, TEXTOID, BYTEAOID, TEXTOID};
-	Oid			count_args[2] = {INT8OID, INT8OID};
-	Oid			prefix_args[1] = {INT8OID};
+	int			ret = SPI_execute_plan(plan, args, nulls, false, count);
 
-	if (plan_prefixes != NULL)
-		return;
-
-	plan_contest = prepare_kept(CONTEST_QUERY, 2, contest_args);
-	plan_contest_share = prepare_kept(CONTEST_QUERY " FOR SHARE OF c",
-									  2, contest_args);
-	plan_insert = prepare_kept(
-		"INSERT INTO vote_guard.votes"
-		"       (contest_id, entry_id, ip_key, user_id, email_key, request_id)"
-		" VALUES ($1, $2, $3, $4, $5, $6)"
-		" ON CONFLICT DO NOTHING"
-		" RETURNING vote_id",
-		6, insert_args);
-	plan_conflict = prepare_kept(
-		"SELECT v.vote_id, v.entry_id,"
-		"       COALESCE(v.request_id OPERATOR(pg_catalog.=) $5, false),"
-		"       COALESCE(v.ip_key OPERATOR(pg_catalog.=) $2, false),"
-		"       COALESCE(v.user_id OPERATOR(pg_catalog.=) $3, false),"
-		"       COALESCE(v.email_key OPERATOR(pg_catalog.=) $4, false)"
-		"  FROM vote_guard.votes v"
-		" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
-		"   AND (v.ip_key OPERATOR(pg_catalog.=) $2"
-		"        OR v.user_id OPERATOR(pg_catalog.=) $3"
-		"        OR v.email_key OPERATOR(pg_catalog.=) $4"
-		"        OR v.request_id OPERATOR(pg_catalog.=) $5)",
-		5, conflict_args);
-	plan_count = prepare_kept(
-		"SELECT pg_catalog.sum(k.votes)::pg_catalog.int8"
-		"  FROM vote_guard.counters k"
-		" WHERE k.contest_id OPERATOR(pg_catalog.=) $1"
-		"   AND k.entry_id OPERATOR(pg_catalog.=) $2",
-		2, count_args);
-	plan_prefixes = prepare_kept(
-		"SELECT c.ipv4_prefix, c.ipv6_prefix, c.secret_version"
-		"  FROM vote_guard.contests c"
-		" WHERE c.id OPERATOR(pg_catalog.=) $1",
-		1, prefix_args);
-}
-
-static void
-check_spi(int ret, int expected)
-{
 	if (ret != expected)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 }
 
-static Datum
-spi_value(int row, int col, bool *isnull)
+Datum
+vg_spi_value(uint64 row, int col, bool *isnull)
 {
 	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
 						 col, isnull);
 }
 
-/* Read the contest and whether the entry exists; false if no such contest. */
-static bool
-load_contest(int64 contest_id, int64 entry_id, VgContest *c)
+static void
+prepare_plans(void)
 {
-	Datum		args[2] = {Int64GetDatum(contest_id), Int64GetDatum(entry_id)};
-	bool		isnull;
-	SPIPlanPtr	plan;
+	Oid			insert_args[10] = {INT8OID, INT8OID, BYTEAOID, TEXTOID, BYTEAOID,
+	TEXTOID, INT4OID, INT2OID, INT2OID, INT2OID};
+	Oid			pair_args[2] = {INT8OID, INT8OID};
+	Oid			user_args[4] = {INT8OID, TEXTOID, INT4OID, INT8OID};
+	Oid			move_args[3] = {INT8OID, INT8OID, INT8OID};
+	Oid			prefix_args[1] = {INT8OID};
 
-	plan = IsolationUsesXactSnapshot() ? plan_contest_share : plan_contest;
-	check_spi(SPI_execute_plan(plan, args, NULL, false, 1), SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		return false;
+	if (plan_prefixes != NULL)
+		return;
 
-	c->opens_at = DatumGetTimestampTz(spi_value(0, 1, &isnull));
-	c->closes_at = DatumGetTimestampTz(spi_value(0, 2, &isnull));
-	c->has_closes_at = !isnull;
-	c->closed = DatumGetBool(spi_value(0, 3, &isnull));
-	c->dedupe_ip = DatumGetBool(spi_value(0, 4, &isnull));
-	c->dedupe_user = DatumGetBool(spi_value(0, 5, &isnull));
-	c->dedupe_email = DatumGetBool(spi_value(0, 6, &isnull));
-	c->ipv4_prefix = DatumGetInt32(spi_value(0, 7, &isnull));
-	c->ipv6_prefix = DatumGetInt32(spi_value(0, 8, &isnull));
-	c->require_user = DatumGetBool(spi_value(0, 9, &isnull));
-	c->secret_version = DatumGetInt32(spi_value(0, 10, &isnull));
-	c->entry_exists = DatumGetBool(spi_value(0, 11, &isnull));
-	return true;
+	plan_insert = vg_prepare_kept(
+		"INSERT INTO vote_guard.votes"
+		"       (contest_id, entry_id, ip_key, user_id, email_key, request_id,"
+		"        window_no, ip_slot, user_slot, email_slot)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+		" ON CONFLICT DO NOTHING"
+		" RETURNING vote_id",
+		10, insert_args);
+	plan_count = vg_prepare_kept(
+		"SELECT pg_catalog.sum(k.votes)::pg_catalog.int8"
+		"  FROM vote_guard.counters k"
+		" WHERE k.contest_id OPERATOR(pg_catalog.=) $1"
+		"   AND k.entry_id OPERATOR(pg_catalog.=) $2",
+		2, pair_args);
+	/* a user's votes in a window, newest first; $4: only for this entry */
+	plan_user_votes = vg_prepare_kept(
+		"SELECT v.vote_id, v.entry_id, v.ip_key, v.email_key"
+		"  FROM vote_guard.votes v"
+		" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
+		"   AND v.user_id OPERATOR(pg_catalog.=) $2"
+		"   AND v.window_no OPERATOR(pg_catalog.=) $3"
+		"   AND ($4::pg_catalog.int8 IS NULL OR v.entry_id OPERATOR(pg_catalog.=) $4)"
+		" ORDER BY v.created_at DESC, v.vote_id DESC",
+		4, user_args);
+	plan_lock_vote = vg_prepare_kept(
+		"SELECT v.entry_id, v.ip_key, v.email_key"
+		"  FROM vote_guard.votes v"
+		" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
+		"   AND v.vote_id OPERATOR(pg_catalog.=) $2"
+		"   FOR UPDATE",
+		2, pair_args);
+	plan_move = vg_prepare_kept(
+		"UPDATE vote_guard.votes v SET entry_id = $3"
+		" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
+		"   AND v.vote_id OPERATOR(pg_catalog.=) $2",
+		3, move_args);
+	plan_delete = vg_prepare_kept(
+		"DELETE FROM vote_guard.votes v"
+		" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
+		"   AND v.vote_id OPERATOR(pg_catalog.=) $2"
+		" RETURNING v.entry_id",
+		2, pair_args);
+	plan_prefixes = vg_prepare_kept(
+		"SELECT c.ipv4_prefix, c.ipv6_prefix, c.secret_version"
+		"  FROM vote_guard.contests c"
+		" WHERE c.id OPERATOR(pg_catalog.=) $1",
+		1, prefix_args);
 }
 
 /* The entry's count as this transaction sees it now. */
@@ -244,102 +196,69 @@ entry_count(int64 contest_id, int64 entry_id)
 	bool		isnull;
 	Datum		d;
 
-	check_spi(SPI_execute_plan(plan_count, args, NULL, false, 1), SPI_OK_SELECT);
-	d = spi_value(0, 1, &isnull);
+	vg_execute(plan_count, args, NULL, SPI_OK_SELECT, 1);
+	d = vg_spi_value(0, 1, &isnull);
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
-/* bytea Datum of a key, or a null */
-static Datum
-key_datum(const uint8 *key, bool present, char *nulls, int i)
+/* A successful answer: the vote and its entry's count. */
+static void
+set_ok(VgResult *res, int64 contest_id, int64 entry_id, int64 vote_id,
+	   bool replayed)
 {
-	bytea	   *b;
+	res->code = VG_OK;
+	res->has_vote_id = true;
+	res->vote_id = vote_id;
+	res->replayed = replayed;
+	res->has_count = true;
+	res->vote_count = entry_count(contest_id, entry_id);
+}
 
-	if (!present)
+/* Turn a decision other than "go ahead" into the answer. */
+static void
+set_refusal(VgResult *res, const VgDecision *d, int64 contest_id, int64 entry_id)
+{
+	if (d->replay)
 	{
-		nulls[i] = 'n';
-		return (Datum) 0;
+		set_ok(res, contest_id, d->replay_entry_id, d->replay_vote_id, true);
+		return;
 	}
-	b = palloc(VARHDRSZ + VG_HMAC_LEN);
+	res->code = d->code;
+	res->has_retry_at = d->has_retry_at;
+	res->retry_at = d->retry_at;
+	res->has_count = true;
+	res->vote_count = entry_count(contest_id, entry_id);
+}
+
+/* bytea Datum of a key */
+static Datum
+key_datum(const uint8 *key)
+{
+	bytea	   *b = palloc(VARHDRSZ + VG_HMAC_LEN);
+
 	SET_VARSIZE(b, VARHDRSZ + VG_HMAC_LEN);
 	memcpy(VARDATA(b), key, VG_HMAC_LEN);
-	nulls[i] = ' ';
 	return PointerGetDatum(b);
 }
 
 /*
- * After an insert that hit a unique index: which earlier vote did it hit?
- * Fills the result with a replay or the first colliding vector, and returns
- * false when the conflicting row is gone (deleted since), so the insert
- * should be tried again.
+ * A rejected call that carries a request_id may be the retry of a counted
+ * one: answer with that vote instead of the rejection.
  */
-static bool
-explain_conflict(int64 contest_id, int64 entry_id, Datum *keys,
-				 const char *nulls, VgResult *res)
-{
-	Datum		args[5];
-	char		argnulls[5];
-	bool		hit_ip = false,
-				hit_user = false,
-				hit_email = false;
-	uint64		i;
-	bool		isnull;
-
-	/* keys: ip_key, user_id, email_key, request_id */
-	args[0] = Int64GetDatum(contest_id);
-	argnulls[0] = ' ';
-	memcpy(args + 1, keys, 4 * sizeof(Datum));
-	memcpy(argnulls + 1, nulls, 4);
-
-	check_spi(SPI_execute_plan(plan_conflict, args, argnulls, false, 0),
-			  SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		return false;
-
-	for (i = 0; i < SPI_processed; i++)
-	{
-		if (DatumGetBool(spi_value(i, 3, &isnull)))
-		{
-			int64		orig_entry = DatumGetInt64(spi_value(i, 2, &isnull));
-
-			res->code = VG_OK;
-			res->has_vote_id = true;
-			res->vote_id = DatumGetInt64(spi_value(i, 1, &isnull));
-			res->replayed = true;
-			res->has_count = true;
-			res->vote_count = entry_count(contest_id, orig_entry);
-			return true;
-		}
-		hit_ip |= DatumGetBool(spi_value(i, 4, &isnull));
-		hit_user |= DatumGetBool(spi_value(i, 5, &isnull));
-		hit_email |= DatumGetBool(spi_value(i, 6, &isnull));
-	}
-
-	res->code = hit_ip ? VG_DUPLICATE_IP :
-		hit_user ? VG_DUPLICATE_USER : VG_DUPLICATE_EMAIL;
-	res->has_count = true;
-	res->vote_count = entry_count(contest_id, entry_id);
-	return true;
-}
-
-/* A rejected call that carries a request_id may be a retry of a counted one. */
 static void
-replay_or_reject(int64 contest_id, text *request_id, VgCode code, VgResult *res)
+reject(int64 contest_id, const VgContest *c, text *request_id, VgCode code,
+	   VgResult *res)
 {
-	Datum		keys[4] = {0, 0, 0, 0};
-	char		nulls[4] = {'n', 'n', 'n', 'n'};
-
 	res->code = code;
-	if (request_id == NULL)
-		return;
-	keys[3] = PointerGetDatum(request_id);
-	nulls[3] = ' ';
-	(void) explain_conflict(contest_id, 0, keys, nulls, res);
-	if (!res->replayed)
+	if (request_id != NULL)
 	{
-		/* nothing matched: the rejection stands */
-		res->code = code;
-		res->has_count = false;
+		VgVoter		none = {{false}};
+		VgDecision	d;
+
+		vg_decide(contest_id, 0, c, &none, PointerGetDatum(request_id),
+				  GetCurrentStatementStartTimestamp(), 0, &d);
+		if (d.replay)
+			set_ok(res, contest_id, d.replay_entry_id, d.replay_vote_id, true);
 	}
 }
 
@@ -356,116 +275,217 @@ text_length_ok(text *t, int max_chars)
 	return pg_mbstrlen_with_len(VARDATA_ANY(t), nbytes) <= max_chars;
 }
 
-/*
- * The vote itself, SPI connected.  Arguments are already checked except
- * what needs the contest.
- */
+/* Write the vote; the policy trigger lets it through, it is decided. */
 static void
-cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
-			  const char *email_norm, text *request_id, VgResult *res)
+insert_vote(Datum *args, const char *nulls)
 {
-	VgContest	c;
-	TimestampTz now = GetCurrentStatementStartTimestamp();
-	bool		use_ip,
-				use_user,
-				use_email;
-	uint8		ip_key[VG_HMAC_LEN];
-	uint8		email_key[VG_HMAC_LEN];
-	Datum		args[6];
-	char		nulls[6];
-	int			attempt;
+	vg_trusted_write = true;
+	PG_TRY();
+	{
+		vg_execute(plan_insert, args, nulls, SPI_OK_INSERT_RETURNING, 0);
+	}
+	PG_FINALLY();
+	{
+		vg_trusted_write = false;
+	}
+	PG_END_TRY();
+}
 
+/*
+ * Connect SPI, take the contest's lock and read it.  Returns false, with the
+ * answer set, when the contest is missing, not open yet or closed.
+ */
+static bool
+open_contest(int64 contest_id, int64 entry_id, text *request_id,
+			 VgContest *c, VgResult *res)
+{
+	TimestampTz now = GetCurrentStatementStartTimestamp();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	prepare_plans();
 
 	/* wait for a change of the contest in flight, hold off the next one */
 	if (!IsolationUsesXactSnapshot())
 		vg_lock_contest(contest_id, false);
 
-	if (!load_contest(contest_id, entry_id, &c))
+	if (!vg_load_contest(contest_id, entry_id, c))
 	{
 		res->code = VG_CONTEST_NOT_FOUND;
+		return false;
+	}
+	if (now < c->opens_at)
+	{
+		reject(contest_id, c, request_id, VG_CONTEST_NOT_OPEN, res);
+		return false;
+	}
+	if (c->closed || (c->has_closes_at && now >= c->closes_at))
+	{
+		reject(contest_id, c, request_id, VG_CONTEST_CLOSED, res);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The vote itself, SPI connected and the contest open.  Arguments are
+ * already checked except what needs the contest.
+ */
+static void
+cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
+			  const char *email_norm, text *request_id, const VgContest *c,
+			  VgResult *res)
+{
+	TimestampTz now = GetCurrentStatementStartTimestamp();
+	bool		locked = vg_policy_needs_locks(c);
+	VgVoter		v;
+	VgDecision	d;
+	Datum		args[10];
+	char		nulls[10];
+	int			attempt;
+	int			i;
+
+	if (c->require_user && user_id == NULL)
+	{
+		reject(contest_id, c, request_id, VG_LOGIN_REQUIRED, res);
 		return;
 	}
 
-	if (now < c.opens_at)
-		{
-			replay_or_reject(contest_id, request_id, VG_CONTEST_NOT_OPEN, res);
-			return;
-		}
-	if (c.closed || (c.has_closes_at && now >= c.closes_at))
-		{
-			replay_or_reject(contest_id, request_id, VG_CONTEST_CLOSED, res);
-			return;
-		}
-	if (c.require_user && user_id == NULL)
-		{
-			replay_or_reject(contest_id, request_id, VG_LOGIN_REQUIRED, res);
-			return;
-		}
-
-	use_ip = c.dedupe_ip && voter_ip != NULL;
-	use_user = c.dedupe_user && user_id != NULL;
-	use_email = c.dedupe_email && email_norm != NULL;
-	if (!use_ip && !use_user && !use_email)
-		{
-			replay_or_reject(contest_id, request_id, VG_INVALID_INPUT, res);
-			return;
-		}
-
-	if (!c.entry_exists)
+	v.has[VG_VEC_IP] = c->dedupe[VG_VEC_IP] && voter_ip != NULL;
+	v.has[VG_VEC_USER] = c->dedupe[VG_VEC_USER] && user_id != NULL;
+	v.has[VG_VEC_EMAIL] = c->dedupe[VG_VEC_EMAIL] && email_norm != NULL;
+	if (!v.has[VG_VEC_IP] && !v.has[VG_VEC_USER] && !v.has[VG_VEC_EMAIL])
 	{
-		replay_or_reject(contest_id, request_id, VG_ENTRY_NOT_FOUND, res);
+		reject(contest_id, c, request_id, VG_INVALID_INPUT, res);
+		return;
+	}
+	if (!c->entry_exists)
+	{
+		reject(contest_id, c, request_id, VG_ENTRY_NOT_FOUND, res);
 		return;
 	}
 
-	if (use_ip || use_email)
+	memset(v.key, 0, sizeof(v.key));
+	if (v.has[VG_VEC_IP] || v.has[VG_VEC_EMAIL])
 	{
-		VgContestKeys *keys = vg_contest_keys(contest_id, c.secret_version);
+		VgContestKeys *keys = vg_contest_keys(contest_id, c->secret_version);
+		uint8		key[VG_HMAC_LEN];
 
-		if (use_ip)
+		if (v.has[VG_VEC_IP])
 		{
 			VgIpBytes	ipb;
 
-			vg_ip_canonical(voter_ip, c.ipv4_prefix, c.ipv6_prefix, &ipb);
-			vg_ip_key(keys, &ipb, ip_key);
+			vg_ip_canonical(voter_ip, c->ipv4_prefix, c->ipv6_prefix, &ipb);
+			vg_ip_key(keys, &ipb, key);
+			v.key[VG_VEC_IP] = key_datum(key);
 		}
-		if (use_email)
-			vg_email_key(keys, email_norm, email_key);
+		if (v.has[VG_VEC_EMAIL])
+		{
+			vg_email_key(keys, email_norm, key);
+			v.key[VG_VEC_EMAIL] = key_datum(key);
+		}
 	}
+	if (v.has[VG_VEC_USER])
+		v.key[VG_VEC_USER] = PointerGetDatum(user_id);
+	for (i = 0; i < VG_NUM_VECTORS; i++)
+		v.slot[i] = 1;
 
-	args[0] = Int64GetDatum(contest_id);
-	args[1] = Int64GetDatum(entry_id);
-	nulls[0] = nulls[1] = ' ';
-	args[2] = key_datum(ip_key, use_ip, nulls, 2);
-	args[3] = PointerGetDatum(user_id);
-	nulls[3] = use_user ? ' ' : 'n';
-	args[4] = key_datum(email_key, use_email, nulls, 4);
-	args[5] = PointerGetDatum(request_id);
-	nulls[5] = request_id != NULL ? ' ' : 'n';
+	if (locked)
+		vg_lock_voter(contest_id, &v);
 
 	for (attempt = 0;; attempt++)
 	{
-		bool		isnull;
+		if (locked)
+		{
+			vg_decide(contest_id, entry_id, c, &v, PointerGetDatum(request_id),
+					  now, 0, &d);
+			if (d.replay || d.code != VG_OK)
+			{
+				set_refusal(res, &d, contest_id, entry_id);
+				return;
+			}
+		}
 
-		check_spi(SPI_execute_plan(plan_insert, args, nulls, false, 0),
-				  SPI_OK_INSERT_RETURNING);
+		args[0] = Int64GetDatum(contest_id);
+		args[1] = Int64GetDatum(entry_id);
+		nulls[0] = nulls[1] = ' ';
+		for (i = 0; i < VG_NUM_VECTORS; i++)
+		{
+			/* ip_key, user_id, email_key are $3..$5; request_id $6 */
+			args[2 + i] = v.key[i];
+			nulls[2 + i] = v.has[i] ? ' ' : 'n';
+			args[7 + i] = Int16GetDatum(v.slot[i]);
+			nulls[7 + i] = ' ';
+		}
+		args[5] = PointerGetDatum(request_id);
+		nulls[5] = request_id != NULL ? ' ' : 'n';
+		args[6] = Int32GetDatum(vg_window_no(c, now));
+		nulls[6] = ' ';
+
+		insert_vote(args, nulls);
 		if (SPI_processed == 1)
 		{
-			res->code = VG_OK;
-			res->has_vote_id = true;
-			res->vote_id = DatumGetInt64(spi_value(0, 1, &isnull));
-			res->has_count = true;
-			res->vote_count = entry_count(contest_id, entry_id);
+			bool		isnull;
+
+			set_ok(res, contest_id, entry_id,
+				   DatumGetInt64(vg_spi_value(0, 1, &isnull)), false);
 			return;
 		}
-		if (explain_conflict(contest_id, entry_id, args + 2, nulls + 2, res))
+
+		/* a unique index said no: find out why */
+		vg_decide(contest_id, entry_id, c, &v, PointerGetDatum(request_id),
+				  now, 0, &d);
+		if (d.replay || d.code != VG_OK)
+		{
+			set_refusal(res, &d, contest_id, entry_id);
 			return;
-		if (attempt >= VG_MAX_CONFLICT_RETRIES)
+		}
+		/* the conflicting vote is gone (deleted since): try again */
+		if (attempt >= VG_MAX_RETRIES)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not cast the vote: the conflicting vote kept disappearing"),
 					 errhint("Retry the transaction.")));
 	}
+}
+
+/* Build the vote_result row. */
+static Datum
+result_datum(FunctionCallInfo fcinfo, const VgResult *res)
+{
+	TupleDesc	tupdesc;
+	Datum		values[7];
+	bool		isnull[7];
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("function returning record called in context that cannot accept type record")));
+
+	values[0] = BoolGetDatum(res->code == VG_OK);
+	values[1] = CStringGetTextDatum(vg_codes[res->code].code);
+	values[2] = Int32GetDatum(vg_codes[res->code].http_status);
+	values[3] = Int64GetDatum(res->vote_count);
+	values[4] = Int64GetDatum(res->vote_id);
+	values[5] = TimestampTzGetDatum(res->retry_at);
+	values[6] = BoolGetDatum(res->replayed);
+	memset(isnull, false, sizeof(isnull));
+	isnull[3] = !res->has_count;
+	isnull[4] = !res->has_vote_id;
+	isnull[5] = !res->has_retry_at;
+
+	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
+											 values, isnull));
+}
+
+/* A positive bigint argument, or false. */
+static bool
+positive_arg(FunctionCallInfo fcinfo, int n, int64 *value)
+{
+	if (PG_ARGISNULL(n))
+		return false;
+	*value = PG_GETARG_INT64(n);
+	return *value > 0;
 }
 
 PG_FUNCTION_INFO_V1(vg_cast_vote);
@@ -479,9 +499,7 @@ Datum
 vg_cast_vote(PG_FUNCTION_ARGS)
 {
 	VgResult	res = {VG_INVALID_INPUT};
-	TupleDesc	tupdesc;
-	Datum		values[7];
-	bool		isnull[7];
+	VgContest	c;
 	int64		contest_id = 0;
 	int64		entry_id = 0;
 	inet	   *voter_ip = PG_ARGISNULL(2) ? NULL : PG_GETARG_INET_PP(2);
@@ -489,22 +507,11 @@ vg_cast_vote(PG_FUNCTION_ARGS)
 	text	   *email = PG_ARGISNULL(4) ? NULL : PG_GETARG_TEXT_PP(4);
 	text	   *request_id = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);
 	char	   *email_norm = NULL;
-	bool		valid = true;
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("function returning record called in context that cannot accept type record")));
+	bool		valid;
 
 	/* 1. arguments, without touching a table */
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		valid = false;
-	else
-	{
-		contest_id = PG_GETARG_INT64(0);
-		entry_id = PG_GETARG_INT64(1);
-		valid = contest_id > 0 && entry_id > 0;
-	}
+	valid = positive_arg(fcinfo, 0, &contest_id) &&
+		positive_arg(fcinfo, 1, &entry_id);
 	if (voter_ip != NULL && !vg_inet_is_host(voter_ip))
 		valid = false;
 	if (user_id != NULL && !text_length_ok(user_id, VG_MAX_USER_ID_CHARS))
@@ -526,31 +533,247 @@ vg_cast_vote(PG_FUNCTION_ARGS)
 
 	if (valid)
 	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		cast_vote_spi(contest_id, entry_id, voter_ip, user_id, email_norm,
-					  request_id, &res);
+		if (open_contest(contest_id, entry_id, request_id, &c, &res))
+			cast_vote_spi(contest_id, entry_id, voter_ip, user_id, email_norm,
+						  request_id, &c, &res);
 		SPI_finish();
 	}
 
-	values[0] = BoolGetDatum(res.code == VG_OK);
-	values[1] = CStringGetTextDatum(vg_codes[res.code].code);
-	values[2] = Int32GetDatum(vg_codes[res.code].http_status);
-	values[3] = Int64GetDatum(res.vote_count);
-	values[4] = Int64GetDatum(res.vote_id);
-	values[5] = (Datum) 0;
-	values[6] = BoolGetDatum(res.replayed);
-	memset(isnull, false, sizeof(isnull));
-	isnull[3] = !res.has_count;
-	isnull[4] = !res.has_vote_id;
-	isnull[5] = true;			/* retry_at: limits and cooldowns (policies) */
+	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+}
 
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc),
-													  values, isnull)));
+/*
+ * Find the user's vote in the current window (for old_entry_id, if given,
+ * else the only one).  Returns the number of candidates: 0 none, 1 found,
+ * 2 ambiguous.
+ */
+static int
+find_user_vote(int64 contest_id, text *user_id, int32 window_no,
+			   bool has_entry, int64 old_entry_id, int64 *vote_id)
+{
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		isnull;
+
+	args[0] = Int64GetDatum(contest_id);
+	args[1] = PointerGetDatum(user_id);
+	args[2] = Int32GetDatum(window_no);
+	args[3] = Int64GetDatum(old_entry_id);
+	if (!has_entry)
+		nulls[3] = 'n';
+	vg_execute(plan_user_votes, args, nulls, SPI_OK_SELECT, has_entry ? 1 : 2);
+	if (SPI_processed == 0)
+		return 0;
+	*vote_id = DatumGetInt64(vg_spi_value(0, 1, &isnull));
+	return SPI_processed == 1 ? 1 : 2;
+}
+
+/*
+ * Lock a vote row; fills its entry and vectors.  False: the vote is gone.
+ */
+static bool
+lock_vote(int64 contest_id, int64 vote_id, text *user_id, int64 *entry_id,
+		  VgVoter *v)
+{
+	Datum		args[2] = {Int64GetDatum(contest_id), Int64GetDatum(vote_id)};
+	bool		isnull;
+	Datum		d;
+
+	vg_execute(plan_lock_vote, args, NULL, SPI_OK_SELECT, 1);
+	if (SPI_processed == 0)
+		return false;
+	*entry_id = DatumGetInt64(vg_spi_value(0, 1, &isnull));
+	d = vg_spi_value(0, 2, &isnull);
+	v->has[VG_VEC_IP] = !isnull;
+	v->key[VG_VEC_IP] = isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+	v->has[VG_VEC_USER] = true;
+	v->key[VG_VEC_USER] = PointerGetDatum(user_id);
+	d = vg_spi_value(0, 3, &isnull);
+	v->has[VG_VEC_EMAIL] = !isnull;
+	v->key[VG_VEC_EMAIL] = isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+	return true;
+}
+
+/* Arguments of change_vote and retract_vote; false: invalid_input. */
+static bool
+user_call_args(FunctionCallInfo fcinfo, int user_arg, text **user_id)
+{
+	if (PG_ARGISNULL(user_arg))
+		return false;
+	*user_id = PG_GETARG_TEXT_PP(user_arg);
+	return text_length_ok(*user_id, VG_MAX_USER_ID_CHARS);
+}
+
+/*
+ * Find and lock the user's vote for change_vote and retract_vote, with the
+ * voter's locks where the policy needs them.  False, with the answer set,
+ * when there is no such vote or the choice is ambiguous.
+ */
+static bool
+locate_user_vote(int64 contest_id, const VgContest *c, text *user_id,
+				 bool has_old, int64 old_entry_id, int64 *vote_id,
+				 int64 *entry_id, VgVoter *v, VgResult *res)
+{
+	int32		w = vg_window_no(c, GetCurrentStatementStartTimestamp());
+	int			attempt;
+
+	for (attempt = 0; attempt <= VG_MAX_RETRIES; attempt++)
+	{
+		int			found = find_user_vote(contest_id, user_id, w, has_old,
+										   old_entry_id, vote_id);
+
+		if (found != 1)
+		{
+			res->code = found == 0 ? VG_VOTE_NOT_FOUND : VG_INVALID_INPUT;
+			return false;
+		}
+		if (vg_policy_needs_locks(c))
+		{
+			/* the vote's vectors, then the row; check it has not changed */
+			VgVoter		first;
+			int64		first_entry;
+
+			if (!lock_vote(contest_id, *vote_id, user_id, &first_entry, &first))
+				continue;
+			vg_lock_voter(contest_id, &first);
+		}
+		if (lock_vote(contest_id, *vote_id, user_id, entry_id, v))
+			return true;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not find the vote to change: it kept disappearing"),
+			 errhint("Retry the transaction.")));
+	return false;				/* keep the compiler quiet */
+}
+
+PG_FUNCTION_INFO_V1(vg_change_vote);
+
+/*
+ * vote_guard.change_vote(contest_id bigint, new_entry_id bigint,
+ *                        user_id text, old_entry_id bigint)
+ *		RETURNS vote_guard.vote_result
+ *
+ * Moves the user's vote in the current window to another entry: one UPDATE,
+ * so both counters move in this transaction.
+ */
+Datum
+vg_change_vote(PG_FUNCTION_ARGS)
+{
+	VgResult	res = {VG_INVALID_INPUT};
+	VgContest	c;
+	int64		contest_id = 0,
+				new_entry = 0,
+				old_entry = 0,
+				vote_id,
+				cur_entry;
+	text	   *user_id = NULL;
+	bool		has_old = !PG_ARGISNULL(3);
+	VgVoter		v;
+
+	if (positive_arg(fcinfo, 0, &contest_id) &&
+		positive_arg(fcinfo, 1, &new_entry) &&
+		user_call_args(fcinfo, 2, &user_id) &&
+		(!has_old || positive_arg(fcinfo, 3, &old_entry)))
+	{
+		if (open_contest(contest_id, new_entry, NULL, &c, &res))
+		{
+			if (!c.allow_change)
+				res.code = VG_CHANGE_NOT_ALLOWED;
+			else if (!c.entry_exists)
+				res.code = VG_ENTRY_NOT_FOUND;
+			else if (locate_user_vote(contest_id, &c, user_id, has_old, old_entry,
+									  &vote_id, &cur_entry, &v, &res))
+			{
+				VgDecision	d = {VG_OK};
+
+				if (cur_entry != new_entry && vg_policy_needs_locks(&c))
+				{
+					/*
+					 * Only the per-entry limit can stop a move: leaving the
+					 * moving vote out, every vector is below its limit, and
+					 * a move is not a new vote for the cooldown.
+					 */
+					VgContest	move = c;
+
+					move.cooldown_usecs = 0;
+					vg_decide(contest_id, new_entry, &move, &v, (Datum) 0,
+							  GetCurrentStatementStartTimestamp(), vote_id, &d);
+				}
+				if (d.code != VG_OK)
+					set_refusal(&res, &d, contest_id, new_entry);
+				else
+				{
+					if (cur_entry != new_entry)
+					{
+						Datum		args[3] = {Int64GetDatum(contest_id),
+							Int64GetDatum(vote_id), Int64GetDatum(new_entry)};
+
+						vg_trusted_write = true;
+						PG_TRY();
+						{
+							vg_execute(plan_move, args, NULL, SPI_OK_UPDATE, 0);
+						}
+						PG_FINALLY();
+						{
+							vg_trusted_write = false;
+						}
+						PG_END_TRY();
+					}
+					set_ok(&res, contest_id, new_entry, vote_id, false);
+				}
+			}
+		}
+		SPI_finish();
+	}
+	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+}
+
+PG_FUNCTION_INFO_V1(vg_retract_vote);
+
+/*
+ * vote_guard.retract_vote(contest_id bigint, user_id text, entry_id bigint)
+ *		RETURNS vote_guard.vote_result
+ *
+ * Removes the user's vote in the current window (for entry_id, if given).
+ */
+Datum
+vg_retract_vote(PG_FUNCTION_ARGS)
+{
+	VgResult	res = {VG_INVALID_INPUT};
+	VgContest	c;
+	int64		contest_id = 0,
+				entry = 0,
+				vote_id,
+				cur_entry;
+	text	   *user_id = NULL;
+	bool		has_entry = !PG_ARGISNULL(2);
+	VgVoter		v;
+
+	if (positive_arg(fcinfo, 0, &contest_id) &&
+		user_call_args(fcinfo, 1, &user_id) &&
+		(!has_entry || positive_arg(fcinfo, 2, &entry)))
+	{
+		if (open_contest(contest_id, entry, NULL, &c, &res))
+		{
+			if (!c.allow_change)
+				res.code = VG_CHANGE_NOT_ALLOWED;
+			else if (locate_user_vote(contest_id, &c, user_id, has_entry, entry,
+									  &vote_id, &cur_entry, &v, &res))
+			{
+				Datum		args[2] = {Int64GetDatum(contest_id), Int64GetDatum(vote_id)};
+
+				vg_execute(plan_delete, args, NULL, SPI_OK_DELETE_RETURNING, 0);
+				set_ok(&res, contest_id, cur_entry, vote_id, false);
+			}
+		}
+		SPI_finish();
+	}
+	PG_RETURN_DATUM(result_datum(fcinfo, &res));
 }
 
 /* The contest's prefixes and secret version, for the key functions. */
-static bool
+static void
 load_key_settings(int64 contest_id, int32 *ipv4_prefix, int32 *ipv6_prefix,
 				  int32 *secret_version)
 {
@@ -558,21 +781,14 @@ load_key_settings(int64 contest_id, int32 *ipv4_prefix, int32 *ipv6_prefix,
 	bool		isnull;
 
 	prepare_plans();
-	check_spi(SPI_execute_plan(plan_prefixes, &arg, NULL, true, 1), SPI_OK_SELECT);
+	vg_execute(plan_prefixes, &arg, NULL, SPI_OK_SELECT, 1);
 	if (SPI_processed == 0)
-		return false;
-	*ipv4_prefix = DatumGetInt32(spi_value(0, 1, &isnull));
-	*ipv6_prefix = DatumGetInt32(spi_value(0, 2, &isnull));
-	*secret_version = DatumGetInt32(spi_value(0, 3, &isnull));
-	return true;
-}
-
-static void
-no_such_contest(int64 contest_id)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_UNDEFINED_OBJECT),
-			 errmsg("contest " INT64_FORMAT " does not exist", contest_id)));
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("contest " INT64_FORMAT " does not exist", contest_id)));
+	*ipv4_prefix = DatumGetInt32(vg_spi_value(0, 1, &isnull));
+	*ipv6_prefix = DatumGetInt32(vg_spi_value(0, 2, &isnull));
+	*secret_version = DatumGetInt32(vg_spi_value(0, 3, &isnull));
 }
 
 /* Copy a key out of SPI memory into the caller's context. */
@@ -603,12 +819,11 @@ vg_ip_key_fn(PG_FUNCTION_ARGS)
 
 	if (!vg_inet_is_host(ip))
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("voter address must be a host address, without a netmask")));
 
 	SPI_connect();
-	if (!load_key_settings(contest_id, &p4, &p6, &version))
-		no_such_contest(contest_id);
+	load_key_settings(contest_id, &p4, &p6, &version);
 	vg_ip_canonical(ip, p4, p6, &ipb);
 	vg_ip_key(vg_contest_keys(contest_id, version), &ipb, key);
 	result = key_result(key);
@@ -636,8 +851,7 @@ vg_email_key_fn(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 
 	SPI_connect();
-	if (!load_key_settings(contest_id, &p4, &p6, &version))
-		no_such_contest(contest_id);
+	load_key_settings(contest_id, &p4, &p6, &version);
 	vg_email_key(vg_contest_keys(contest_id, version), norm, key);
 	result = key_result(key);
 	SPI_finish();

@@ -13,6 +13,7 @@
 #include <sys/socket.h>			/* AF_INET, for utils/inet.h */
 
 #include "utils/inet.h"
+#include "utils/timestamp.h"
 
 #define VG_HMAC_LEN			32	/* SHA-256 output */
 #define VG_SECRET_LEN		32	/* bytes of a generated secret */
@@ -28,6 +29,7 @@
  * application's own advisory locks.  pg_locks shows them as objsubid.
  */
 #define VG_LOCK_CLASS_CONTEST	0x7667	/* "vg": one per contest */
+#define VG_LOCK_CLASS_VOTER		0x7668	/* one per voter vector and contest */
 
 /* Counter slots per entry: a backend adds to slot (backend number % this). */
 #define VG_COUNTER_SLOTS		8
@@ -38,6 +40,94 @@ typedef struct VgIpBytes
 	uint8		len;			/* bytes used in data */
 	uint8		data[2 + 16];	/* family tag, prefix length, masked address */
 } VgIpBytes;
+
+/* The result codes of cast_vote, change_vote and retract_vote. */
+typedef enum VgCode
+{
+	VG_OK,
+	VG_DUPLICATE_IP,
+	VG_DUPLICATE_USER,
+	VG_DUPLICATE_EMAIL,
+	VG_LIMIT_REACHED,
+	VG_COOLDOWN,
+	VG_CONTEST_NOT_FOUND,
+	VG_ENTRY_NOT_FOUND,
+	VG_CONTEST_NOT_OPEN,
+	VG_CONTEST_CLOSED,
+	VG_LOGIN_REQUIRED,
+	VG_INVALID_INPUT,
+	VG_CHANGE_NOT_ALLOWED,
+	VG_VOTE_NOT_FOUND
+} VgCode;
+
+/* The voter vectors, in the order a collision is reported. */
+typedef enum VgVector
+{
+	VG_VEC_IP,
+	VG_VEC_USER,
+	VG_VEC_EMAIL,
+	VG_NUM_VECTORS
+} VgVector;
+
+/* A contest and its policy, as read by vg_load_contest. */
+typedef struct VgContest
+{
+	TimestampTz opens_at;
+	bool		has_closes_at;
+	TimestampTz closes_at;
+	bool		closed;			/* closed by the organiser */
+	bool		dedupe[VG_NUM_VECTORS];
+	int32		ipv4_prefix;
+	int32		ipv6_prefix;
+	bool		require_user;
+	int32		votes_per_voter;
+	int32		per_entry_limit;
+	int64		window_usecs;	/* 0: no vote windows */
+	int64		cooldown_usecs; /* 0: no cooldown */
+	bool		allow_change;
+	int32		secret_version;
+	bool		entry_exists;	/* the entry asked about exists */
+} VgContest;
+
+/*
+ * A voter: the keys of the vectors it has (bytea for ip and email, text for
+ * user) and, once decided, the slot of each in the vote's window.
+ */
+typedef struct VgVoter
+{
+	bool		has[VG_NUM_VECTORS];
+	Datum		key[VG_NUM_VECTORS];
+	int16		slot[VG_NUM_VECTORS];
+} VgVoter;
+
+/* What the voter's earlier votes allow. */
+typedef struct VgDecision
+{
+	VgCode		code;			/* VG_OK, a duplicate, limit or cooldown */
+	bool		replay;			/* a vote with the request_id exists */
+	int64		replay_vote_id;
+	int64		replay_entry_id;
+	bool		has_retry_at;
+	TimestampTz retry_at;
+} VgDecision;
+
+/* vote_guard.c: SPI helpers */
+struct _SPI_plan;
+extern struct _SPI_plan *vg_prepare_kept(const char *query, int nargs,
+										 Oid *argtypes);
+extern void vg_execute(struct _SPI_plan *plan, Datum *args, const char *nulls,
+					   int expected, long count);
+extern Datum vg_spi_value(uint64 row, int col, bool *isnull);
+
+/* vg_policy.c */
+extern bool vg_trusted_write;
+extern bool vg_load_contest(int64 contest_id, int64 entry_id, VgContest *c);
+extern bool vg_policy_needs_locks(const VgContest *c);
+extern int32 vg_window_no(const VgContest *c, TimestampTz t);
+extern void vg_lock_voter(int64 contest_id, const VgVoter *v);
+extern void vg_decide(int64 contest_id, int64 entry_id, const VgContest *c,
+					  VgVoter *v, Datum request_id, TimestampTz t,
+					  int64 exclude_vote_id, VgDecision *d);
 
 /* vg_normalize.c */
 extern bool vg_inet_is_host(const inet *ip);

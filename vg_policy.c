@@ -1,0 +1,559 @@
+/*-------------------------------------------------------------------------
+ *
+ * vg_policy.c
+ *	  Contest policies: how many votes a voter has, per window and per entry,
+ *	  and how often.
+ *
+ * Every vote row carries its window number (0 without vote windows) and, for
+ * each of its vectors, a slot 1 .. votes_per_voter.  The unique indexes on
+ * (contest_id, vector, window_no, slot) make "N votes per vector per window"
+ * a constraint.  With one vote per voter and no cooldown that is the whole
+ * policy, and cast_vote needs no lock beyond the index.  Otherwise (several
+ * votes, per-entry limits, cooldowns: rules over several rows and vectors)
+ * the voter's vectors are locked first, with transaction-scoped advisory
+ * locks of vote_guard's own class taken in a fixed order, then the voter's
+ * earlier votes are read and the slots chosen.  The policy trigger does the
+ * same for the owner's direct INSERT and UPDATE.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "datatype/timestamp.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/qunique.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "vote_guard.h"
+
+/*
+ * Set by cast_vote and change_vote around their own writes, which they have
+ * already checked under the voter's locks: the policy trigger lets them pass.
+ */
+bool		vg_trusted_write = false;
+
+static SPIPlanPtr plan_contest = NULL;
+static SPIPlanPtr plan_contest_share = NULL;
+static SPIPlanPtr plan_state = NULL;
+
+#define CONTEST_QUERY \
+	"SELECT c.opens_at, c.closes_at, c.closed_at IS NOT NULL," \
+	"       'ip' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
+	"       'user' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
+	"       'email' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
+	"       c.ipv4_prefix, c.ipv6_prefix, c.require_user," \
+	"       c.votes_per_voter, c.per_entry_limit, c.vote_window, c.cooldown," \
+	"       c.allow_change, c.secret_version," \
+	"       EXISTS (SELECT 1 FROM vote_guard.entries e" \
+	"                WHERE e.contest_id OPERATOR(pg_catalog.=) c.id" \
+	"                  AND e.entry_id OPERATOR(pg_catalog.=) $2)" \
+	"  FROM vote_guard.contests c" \
+	" WHERE c.id OPERATOR(pg_catalog.=) $1"
+
+/*
+ * The voter's votes that matter now: those of its vectors in the window,
+ * those within reach of a cooldown, and the one with the request id.
+ * Each OR arm is served by one of the partial unique indexes.
+ */
+#define STATE_QUERY \
+	"SELECT v.vote_id, v.entry_id, v.window_no, v.created_at," \
+	"       COALESCE(v.request_id OPERATOR(pg_catalog.=) $5, false)," \
+	"       COALESCE(v.ip_key OPERATOR(pg_catalog.=) $2, false)," \
+	"       COALESCE(v.user_id OPERATOR(pg_catalog.=) $3, false)," \
+	"       COALESCE(v.email_key OPERATOR(pg_catalog.=) $4, false)," \
+	"       v.ip_slot, v.user_slot, v.email_slot" \
+	"  FROM vote_guard.votes v" \
+	" WHERE v.contest_id OPERATOR(pg_catalog.=) $1" \
+	"   AND ((v.ip_key OPERATOR(pg_catalog.=) $2" \
+	"         AND (v.window_no OPERATOR(pg_catalog.=) $6" \
+	"              OR v.created_at OPERATOR(pg_catalog.>) $7))" \
+	"        OR (v.user_id OPERATOR(pg_catalog.=) $3" \
+	"            AND (v.window_no OPERATOR(pg_catalog.=) $6" \
+	"                 OR v.created_at OPERATOR(pg_catalog.>) $7))" \
+	"        OR (v.email_key OPERATOR(pg_catalog.=) $4" \
+	"            AND (v.window_no OPERATOR(pg_catalog.=) $6" \
+	"                 OR v.created_at OPERATOR(pg_catalog.>) $7))" \
+	"        OR v.request_id OPERATOR(pg_catalog.=) $5)" \
+	"   AND ($8::pg_catalog.int8 IS NULL OR v.vote_id OPERATOR(pg_catalog.<>) $8)"
+
+static void
+prepare_policy_plans(void)
+{
+	Oid			contest_args[2] = {INT8OID, INT8OID};
+	Oid			state_args[8] = {INT8OID, BYTEAOID, TEXTOID, BYTEAOID, TEXTOID,
+	INT4OID, TIMESTAMPTZOID, INT8OID};
+
+	if (plan_state != NULL)
+		return;
+	plan_contest = vg_prepare_kept(CONTEST_QUERY, 2, contest_args);
+	plan_contest_share = vg_prepare_kept(CONTEST_QUERY " FOR SHARE OF c",
+									  2, contest_args);
+	plan_state = vg_prepare_kept(STATE_QUERY, 8, state_args);
+}
+
+/* An interval as microseconds: a day is 24 hours, a month 30 days. */
+static int64
+interval_usecs(Datum d, bool isnull)
+{
+	Interval   *iv;
+
+	if (isnull)
+		return 0;
+	iv = DatumGetIntervalP(d);
+	return iv->time + iv->day * USECS_PER_DAY +
+		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+}
+
+/*
+ * Read a contest's settings and whether entry_id is one of its entries (SPI
+ * connected).  Under REPEATABLE READ and SERIALIZABLE the contest row is
+ * locked FOR SHARE, so a change committed after the snapshot (a close) is a
+ * serialization failure instead of going unseen.  False: no such contest.
+ */
+bool
+vg_load_contest(int64 contest_id, int64 entry_id, VgContest *c)
+{
+	Datum		args[2] = {Int64GetDatum(contest_id), Int64GetDatum(entry_id)};
+	bool		isnull;
+	Datum		d;
+
+	prepare_policy_plans();
+	vg_execute(IsolationUsesXactSnapshot() ? plan_contest_share : plan_contest,
+			   args, NULL, SPI_OK_SELECT, 1);
+	if (SPI_processed == 0)
+		return false;
+
+	c->opens_at = DatumGetTimestampTz(vg_spi_value(0, 1, &isnull));
+	c->closes_at = DatumGetTimestampTz(vg_spi_value(0, 2, &isnull));
+	c->has_closes_at = !isnull;
+	c->closed = DatumGetBool(vg_spi_value(0, 3, &isnull));
+	c->dedupe[VG_VEC_IP] = DatumGetBool(vg_spi_value(0, 4, &isnull));
+	c->dedupe[VG_VEC_USER] = DatumGetBool(vg_spi_value(0, 5, &isnull));
+	c->dedupe[VG_VEC_EMAIL] = DatumGetBool(vg_spi_value(0, 6, &isnull));
+	c->ipv4_prefix = DatumGetInt32(vg_spi_value(0, 7, &isnull));
+	c->ipv6_prefix = DatumGetInt32(vg_spi_value(0, 8, &isnull));
+	c->require_user = DatumGetBool(vg_spi_value(0, 9, &isnull));
+	c->votes_per_voter = DatumGetInt32(vg_spi_value(0, 10, &isnull));
+	c->per_entry_limit = DatumGetInt32(vg_spi_value(0, 11, &isnull));
+	d = vg_spi_value(0, 12, &isnull);
+	c->window_usecs = interval_usecs(d, isnull);
+	d = vg_spi_value(0, 13, &isnull);
+	c->cooldown_usecs = interval_usecs(d, isnull);
+	c->allow_change = DatumGetBool(vg_spi_value(0, 14, &isnull));
+	c->secret_version = DatumGetInt32(vg_spi_value(0, 15, &isnull));
+	c->entry_exists = DatumGetBool(vg_spi_value(0, 16, &isnull));
+	return true;
+}
+
+/*
+ * Does the policy need the voter's locks?  One vote per vector per window is
+ * exactly what the unique indexes say; anything more is checked under locks.
+ */
+bool
+vg_policy_needs_locks(const VgContest *c)
+{
+	return c->votes_per_voter > 1 || c->cooldown_usecs > 0;
+}
+
+/* The number of the fixed vote window that t falls in (0 without windows). */
+int32
+vg_window_no(const VgContest *c, TimestampTz t)
+{
+	int64		offset;
+	int64		w;
+
+	if (c->window_usecs <= 0)
+		return 0;
+	offset = t - c->opens_at;
+	w = offset / c->window_usecs;
+	if (offset < 0 && offset % c->window_usecs != 0)
+		w--;					/* floor, for times before opens_at */
+	if (w > PG_INT32_MAX || w < PG_INT32_MIN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("vote window number out of range")));
+	return (int32) w;
+}
+
+static int
+cmp_uint64(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Lock every vector of a voter in a contest, exclusively, until the end of
+ * the transaction.  The locks are taken in the order of their tags, so two
+ * voters that share vectors cannot deadlock.  A lock tag is a 64-bit hash of
+ * the vector; a collision only makes two voters wait for each other.
+ */
+void
+vg_lock_voter(int64 contest_id, const VgVoter *v)
+{
+	uint64		tags[VG_NUM_VECTORS];
+	int			ntags = 0;
+	int			i;
+
+	for (i = 0; i < VG_NUM_VECTORS; i++)
+	{
+		/* user_id is text, the other keys bytea: both are varlenas */
+		struct varlena *key;
+		uint64		seed;
+
+		if (!v->has[i])
+			continue;
+		key = (struct varlena *) DatumGetPointer(v->key[i]);
+		seed = hash_bytes_uint32_extended((uint32) i, (uint64) contest_id);
+		tags[ntags++] = hash_bytes_extended((const unsigned char *) VARDATA_ANY(key),
+											VARSIZE_ANY_EXHDR(key), seed);
+	}
+	qsort(tags, ntags, sizeof(uint64), cmp_uint64);
+	ntags = qunique(tags, ntags, sizeof(uint64), cmp_uint64);
+
+	for (i = 0; i < ntags; i++)
+	{
+		LOCKTAG		tag;
+
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
+							 (uint32) (tags[i] >> 32), (uint32) tags[i],
+							 VG_LOCK_CLASS_VOTER);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+}
+
+static VgCode
+duplicate_code(VgVector vec)
+{
+	switch (vec)
+	{
+		case VG_VEC_IP:
+			return VG_DUPLICATE_IP;
+		case VG_VEC_USER:
+			return VG_DUPLICATE_USER;
+		default:
+			return VG_DUPLICATE_EMAIL;
+	}
+}
+
+/*
+ * Decide a vote of voter v for entry_id at time t from the voter's earlier
+ * votes (SPI connected; under the voter's locks where the policy needs them).
+ *
+ * d->replay is set when a vote with request_id exists (request_id may be 0
+ * for none).  Otherwise d->code is VG_OK and v->slot[] holds the lowest free
+ * slot of each vector, or the code says why not: the first vector (ip, user,
+ * email) at its limit gives duplicate_<vector> for a one-vote contest without
+ * windows and limit_reached otherwise (retry_at: the next window, if any),
+ * and a vote of any vector within the cooldown gives cooldown (retry_at: when
+ * it ends).  exclude_vote_id (0: none) is a vote to leave out, the one an
+ * UPDATE changes.
+ */
+void
+vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
+		  Datum request_id, TimestampTz t, int64 exclude_vote_id,
+		  VgDecision *d)
+{
+	Datum		args[8];
+	char		nulls[8];
+	int32		w = vg_window_no(c, t);
+	int			n = c->votes_per_voter;
+	int			count[VG_NUM_VECTORS] = {0};
+	int			entry_count[VG_NUM_VECTORS] = {0};
+	bool	   *used;
+	bool		in_cooldown = false;
+	TimestampTz latest = DT_NOBEGIN;
+	int			limit_vec = -1;
+	uint64		r;
+	int			i;
+
+	memset(d, 0, sizeof(*d));
+	d->code = VG_OK;
+
+	args[0] = Int64GetDatum(contest_id);
+	nulls[0] = ' ';
+	for (i = 0; i < VG_NUM_VECTORS; i++)
+	{
+		args[1 + i] = v->key[i];
+		nulls[1 + i] = v->has[i] ? ' ' : 'n';
+	}
+	args[4] = request_id;
+	nulls[4] = request_id != (Datum) 0 ? ' ' : 'n';
+	args[5] = Int32GetDatum(w);
+	nulls[5] = ' ';
+	/* votes after this time are within reach of the cooldown */
+	args[6] = TimestampTzGetDatum(c->cooldown_usecs > 0 ?
+								  t - c->cooldown_usecs : DT_NOEND);
+	nulls[6] = ' ';
+	args[7] = Int64GetDatum(exclude_vote_id);
+	nulls[7] = exclude_vote_id != 0 ? ' ' : 'n';
+
+	prepare_policy_plans();
+	vg_execute(plan_state, args, nulls, SPI_OK_SELECT, 0);
+
+	/* used[i * (n + 1) + s]: slot s of vector i is taken in this window */
+	used = palloc0(sizeof(bool) * VG_NUM_VECTORS * (n + 1));
+
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		int64		vote_entry = DatumGetInt64(vg_spi_value(r, 2, &isnull));
+		int32		vote_window = DatumGetInt32(vg_spi_value(r, 3, &isnull));
+		TimestampTz created = DatumGetTimestampTz(vg_spi_value(r, 4, &isnull));
+		bool		any = false;
+
+		if (DatumGetBool(vg_spi_value(r, 5, &isnull)))
+		{
+			d->replay = true;
+			d->replay_vote_id = DatumGetInt64(vg_spi_value(r, 1, &isnull));
+			d->replay_entry_id = vote_entry;
+			pfree(used);
+			return;
+		}
+		for (i = 0; i < VG_NUM_VECTORS; i++)
+		{
+			int			slot;
+
+			if (!DatumGetBool(vg_spi_value(r, 6 + i, &isnull)))
+				continue;
+			any = true;
+			if (vote_window != w)
+				continue;
+			count[i]++;
+			if (vote_entry == entry_id)
+				entry_count[i]++;
+			slot = DatumGetInt16(vg_spi_value(r, 9 + i, &isnull));
+			if (slot >= 1 && slot <= n)
+				used[i * (n + 1) + slot] = true;
+		}
+		if (any && c->cooldown_usecs > 0 &&
+			created > t - c->cooldown_usecs && created < t + c->cooldown_usecs)
+		{
+			in_cooldown = true;
+			if (created > latest)
+				latest = created;
+		}
+	}
+
+	for (i = 0; i < VG_NUM_VECTORS && limit_vec < 0; i++)
+	{
+		if (v->has[i] &&
+			(count[i] >= n || entry_count[i] >= c->per_entry_limit))
+			limit_vec = i;
+	}
+
+	if (limit_vec >= 0)
+	{
+		if (n == 1 && c->window_usecs == 0)
+			d->code = duplicate_code((VgVector) limit_vec);
+		else
+		{
+			d->code = VG_LIMIT_REACHED;
+			if (c->window_usecs > 0)
+			{
+				d->has_retry_at = true;
+				d->retry_at = c->opens_at + (int64) (w + 1) * c->window_usecs;
+				if (in_cooldown && latest + c->cooldown_usecs > d->retry_at)
+					d->retry_at = latest + c->cooldown_usecs;
+			}
+		}
+	}
+	else if (in_cooldown)
+	{
+		d->code = VG_COOLDOWN;
+		d->has_retry_at = true;
+		d->retry_at = latest + c->cooldown_usecs;
+	}
+	else
+	{
+		for (i = 0; i < VG_NUM_VECTORS; i++)
+		{
+			int			s = 1;
+
+			while (s < n && used[i * (n + 1) + s])
+				s++;
+			v->slot[i] = (int16) s;
+		}
+	}
+	pfree(used);
+}
+
+/* attribute number of a votes column, by name */
+static int
+votes_attnum(TupleDesc desc, const char *name)
+{
+	int			attnum = SPI_fnumber(desc, name);
+
+	if (attnum <= 0)
+		elog(ERROR, "vote_guard.votes has no column \"%s\"", name);
+	return attnum;
+}
+
+static const char *const vector_columns[VG_NUM_VECTORS] = {"ip_key", "user_id", "email_key"};
+static const char *const slot_columns[VG_NUM_VECTORS] = {"ip_slot", "user_slot", "email_slot"};
+
+/* Did an UPDATE change anything the policy depends on? */
+static bool
+policy_columns_changed(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
+{
+	static const char *const cols[] = {
+		"entry_id", "ip_key", "user_id", "email_key", "created_at",
+		"window_no", "ip_slot", "user_slot", "email_slot"
+	};
+	size_t		i;
+
+	for (i = 0; i < lengthof(cols); i++)
+	{
+		int			attnum = votes_attnum(desc, cols[i]);
+		Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+		bool		n1,
+					n2;
+		Datum		d1 = heap_getattr(oldtup, attnum, desc, &n1);
+		Datum		d2 = heap_getattr(newtup, attnum, desc, &n2);
+
+		if (n1 != n2)
+			return true;
+		if (!n1 && !datumIsEqual(d1, d2, att->attbyval, att->attlen))
+			return true;
+	}
+	return false;
+}
+
+static const char *
+code_name(VgCode code)
+{
+	switch (code)
+	{
+		case VG_DUPLICATE_IP:
+			return "duplicate_ip";
+		case VG_DUPLICATE_USER:
+			return "duplicate_user";
+		case VG_DUPLICATE_EMAIL:
+			return "duplicate_email";
+		case VG_LIMIT_REACHED:
+			return "limit_reached";
+		case VG_COOLDOWN:
+			return "cooldown";
+		default:
+			return "ok";
+	}
+}
+
+PG_FUNCTION_INFO_V1(vg_votes_policy_trigger);
+
+/*
+ * BEFORE INSERT OR UPDATE (row) on votes: the owner's direct writes obey the
+ * contest's policy.  The window and slots of the row are derived here (the
+ * values written are ignored); a write the policy forbids fails with
+ * check_violation.  cast_vote's and change_vote's own writes, decided under
+ * the same locks, pass straight through.
+ */
+Datum
+vg_votes_policy_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	newtup;
+	VgContest	c;
+	VgVoter		v;
+	VgDecision	d;
+	bool		isnull;
+	int64		contest_id,
+				entry_id,
+				exclude = 0;
+	TimestampTz created;
+	int			cols[1 + VG_NUM_VECTORS];
+	Datum		vals[1 + VG_NUM_VECTORS];
+	bool		nulls[1 + VG_NUM_VECTORS] = {false};
+	int			i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("vote_guard.votes_policy_trigger() must be called as a trigger")));
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	newtup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	if (vg_trusted_write)
+		return PointerGetDatum(newtup);
+
+	contest_id = DatumGetInt64(heap_getattr(newtup, votes_attnum(desc, "contest_id"),
+											desc, &isnull));
+	entry_id = DatumGetInt64(heap_getattr(newtup, votes_attnum(desc, "entry_id"),
+										  desc, &isnull));
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		HeapTuple	oldtup = trigdata->tg_trigtuple;
+
+		if (DatumGetInt64(heap_getattr(oldtup, votes_attnum(desc, "contest_id"),
+									   desc, &isnull)) != contest_id)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a vote cannot move to another contest"),
+					 errhint("Delete the vote and insert a new one.")));
+		if (!policy_columns_changed(oldtup, newtup, desc))
+			return PointerGetDatum(newtup);
+		exclude = DatumGetInt64(heap_getattr(oldtup, votes_attnum(desc, "vote_id"),
+											 desc, &isnull));
+	}
+
+	SPI_connect();
+	if (!vg_load_contest(contest_id, entry_id, &c))
+	{
+		/* the foreign key to entries rejects the row */
+		SPI_finish();
+		return PointerGetDatum(newtup);
+	}
+
+	created = DatumGetTimestampTz(heap_getattr(newtup, votes_attnum(desc, "created_at"),
+											   desc, &isnull));
+	for (i = 0; i < VG_NUM_VECTORS; i++)
+	{
+		Datum		key = heap_getattr(newtup, votes_attnum(desc, vector_columns[i]),
+									   desc, &isnull);
+
+		v.has[i] = !isnull;
+		v.key[i] = isnull ? (Datum) 0 : key;
+		v.slot[i] = 1;
+	}
+
+	if (vg_policy_needs_locks(&c))
+	{
+		vg_lock_voter(contest_id, &v);
+		vg_decide(contest_id, entry_id, &c, &v, (Datum) 0, created, exclude, &d);
+		if (d.code != VG_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("vote breaks the policy of contest " INT64_FORMAT ": %s",
+							contest_id, code_name(d.code)),
+					 errdetail("cast_vote would have answered %s for this voter.",
+							   code_name(d.code))));
+	}
+	SPI_finish();
+
+	cols[0] = votes_attnum(desc, "window_no");
+	vals[0] = Int32GetDatum(vg_window_no(&c, created));
+	for (i = 0; i < VG_NUM_VECTORS; i++)
+	{
+		cols[1 + i] = votes_attnum(desc, slot_columns[i]);
+		vals[1 + i] = Int16GetDatum(v.slot[i]);
+	}
+	newtup = heap_modify_tuple_by_cols(newtup, desc, 1 + VG_NUM_VECTORS,
+									   cols, vals, nulls);
+	return PointerGetDatum(newtup);
+}
