@@ -254,6 +254,18 @@ CREATE TRIGGER secrets_immutable
     BEFORE UPDATE ON vote_guard.secrets
     FOR EACH ROW EXECUTE FUNCTION vote_guard.secrets_update_trigger();
 
+/*
+ * These triggers are the guarantees: they fire even where a superuser has
+ * set session_replication_role = replica.  (On a logical-replication
+ * subscriber they fire too: replicate votes, not counters.)
+ */
+ALTER TABLE vote_guard.votes ENABLE ALWAYS TRIGGER votes_counters;
+ALTER TABLE vote_guard.votes ENABLE ALWAYS TRIGGER votes_truncate;
+ALTER TABLE vote_guard.contests ENABLE ALWAYS TRIGGER contests_lock;
+ALTER TABLE vote_guard.secrets ENABLE ALWAYS TRIGGER secrets_replace_unused;
+ALTER TABLE vote_guard.secrets ENABLE ALWAYS TRIGGER secrets_invalidate;
+ALTER TABLE vote_guard.secrets ENABLE ALWAYS TRIGGER secrets_immutable;
+
 ------------------------------------------------------------------------------
 -- Keys (C); owner only
 ------------------------------------------------------------------------------
