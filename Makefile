@@ -20,7 +20,7 @@ REGRESS = setup hashing normalize cast_vote bad_input privileges search_path adm
 
 # isolationtester specs (test/isolation/specs and test/isolation/expected)
 ISOLATION = vote_race close_race replay_race
-ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation --load-extension=vote_guard
 
 # TAP tests (PostgreSQL::Test::Cluster)
 TAP_TESTS = 1

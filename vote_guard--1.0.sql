@@ -238,15 +238,28 @@ RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    existing vote_guard.secrets;
 BEGIN
-    IF EXISTS (SELECT 1 FROM vote_guard.secrets s
-               WHERE s.version OPERATOR(pg_catalog.=) NEW.version)
-       AND NOT EXISTS (SELECT 1 FROM vote_guard.contests c
-                       WHERE c.secret_version OPERATOR(pg_catalog.=) NEW.version)
-    THEN
-        DELETE FROM vote_guard.secrets s
-         WHERE s.version OPERATOR(pg_catalog.=) NEW.version;
+    SELECT * INTO existing FROM vote_guard.secrets s
+     WHERE s.version OPERATOR(pg_catalog.=) NEW.version;
+    IF NOT FOUND THEN
+        RETURN NEW;
     END IF;
+    IF existing.ip_secret OPERATOR(pg_catalog.=) NEW.ip_secret
+       AND existing.email_secret OPERATOR(pg_catalog.=) NEW.email_secret THEN
+        RETURN NULL;            -- the same secret again: nothing to do
+    END IF;
+    IF EXISTS (SELECT 1 FROM vote_guard.contests c
+                WHERE c.secret_version OPERATOR(pg_catalog.=) NEW.version) THEN
+        RAISE EXCEPTION 'vote_guard secret version % is already used by contests of this database',
+                        NEW.version
+            USING ERRCODE = 'unique_violation',
+                  DETAIL = 'Replacing it would change the keys of those contests'' voters.',
+                  HINT = 'Restore into a database where the extension has just been created, with no contests yet.';
+    END IF;
+    DELETE FROM vote_guard.secrets s
+     WHERE s.version OPERATOR(pg_catalog.=) NEW.version;
     RETURN NEW;
 END
 $$;
@@ -284,6 +297,18 @@ REVOKE ALL ON FUNCTION vote_guard.secrets_update_trigger() FROM PUBLIC;
 CREATE TRIGGER secrets_immutable
     BEFORE UPDATE ON vote_guard.secrets
     FOR EACH ROW EXECUTE FUNCTION vote_guard.secrets_update_trigger();
+
+/*
+ * These triggers are the guarantees: they fire even where a superuser has
+ * set session_replication_role = replica.  (On a logical-replication
+ * subscriber they fire too: replicate votes, not counters.)
+ */
+ALTER TABLE vote_guard.votes ENABLE ALWAYS TRIGGER votes_counters;
+ALTER TABLE vote_guard.votes ENABLE ALWAYS TRIGGER votes_truncate;
+ALTER TABLE vote_guard.contests ENABLE ALWAYS TRIGGER contests_lock;
+ALTER TABLE vote_guard.secrets ENABLE ALWAYS TRIGGER secrets_replace_unused;
+ALTER TABLE vote_guard.secrets ENABLE ALWAYS TRIGGER secrets_invalidate;
+ALTER TABLE vote_guard.secrets ENABLE ALWAYS TRIGGER secrets_immutable;
 
 ------------------------------------------------------------------------------
 -- Keys (C); owner only
