@@ -305,6 +305,7 @@ CREATE TRIGGER secrets_immutable
  */
 ALTER TABLE vote_guard.votes ENABLE ALWAYS TRIGGER votes_counters;
 ALTER TABLE vote_guard.votes ENABLE ALWAYS TRIGGER votes_truncate;
+ALTER TABLE vote_guard.votes ENABLE ALWAYS TRIGGER votes_policy;
 ALTER TABLE vote_guard.contests ENABLE ALWAYS TRIGGER contests_lock;
 ALTER TABLE vote_guard.secrets ENABLE ALWAYS TRIGGER secrets_replace_unused;
 ALTER TABLE vote_guard.secrets ENABLE ALWAYS TRIGGER secrets_invalidate;
