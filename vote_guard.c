@@ -133,6 +133,7 @@ prepare_plans(void)
 	TEXTOID, INT4OID, INT2OID, INT2OID, INT2OID};
 	Oid			pair_args[2] = {INT8OID, INT8OID};
 	Oid			user_args[4] = {INT8OID, TEXTOID, INT4OID, INT8OID};
+	Oid			lock_args[5] = {INT8OID, INT8OID, TEXTOID, INT4OID, INT8OID};
 	Oid			move_args[3] = {INT8OID, INT8OID, INT8OID};
 	Oid			prefix_args[1] = {INT8OID};
 
@@ -163,13 +164,22 @@ prepare_plans(void)
 		"   AND ($4::pg_catalog.int8 IS NULL OR v.entry_id OPERATOR(pg_catalog.=) $4)"
 		" ORDER BY v.created_at DESC, v.vote_id DESC",
 		4, user_args);
+	/*
+	 * Lock the vote found by plan_user_votes, if it still is what was looked
+	 * for: under READ COMMITTED the conditions are checked again on the
+	 * newest version of the row, so a vote moved or taken back meanwhile by
+	 * a concurrent call is not returned.
+	 */
 	plan_lock_vote = vg_prepare_kept(
 		"SELECT v.entry_id, v.ip_key, v.email_key"
 		"  FROM vote_guard.votes v"
 		" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
 		"   AND v.vote_id OPERATOR(pg_catalog.=) $2"
+		"   AND v.user_id OPERATOR(pg_catalog.=) $3"
+		"   AND v.window_no OPERATOR(pg_catalog.=) $4"
+		"   AND ($5::pg_catalog.int8 IS NULL OR v.entry_id OPERATOR(pg_catalog.=) $5)"
 		"   FOR UPDATE",
-		2, pair_args);
+		5, lock_args);
 	plan_move = vg_prepare_kept(
 		"UPDATE vote_guard.votes v SET entry_id = $3"
 		" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
@@ -569,17 +579,27 @@ find_user_vote(int64 contest_id, text *user_id, int32 window_no,
 }
 
 /*
- * Lock a vote row; fills its entry and vectors.  False: the vote is gone.
+ * Lock the vote that find_user_vote found, if it still belongs to the user's
+ * vote in window window_no (for old_entry_id, if has_old); fills its entry
+ * and vectors.  False: the vote is gone or is no longer that vote.
  */
 static bool
-lock_vote(int64 contest_id, int64 vote_id, text *user_id, int64 *entry_id,
-		  VgVoter *v)
+lock_vote(int64 contest_id, int64 vote_id, text *user_id, int32 window_no,
+		  bool has_old, int64 old_entry_id, int64 *entry_id, VgVoter *v)
 {
-	Datum		args[2] = {Int64GetDatum(contest_id), Int64GetDatum(vote_id)};
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	Datum		d;
 
-	vg_execute(plan_lock_vote, args, NULL, SPI_OK_SELECT, 1);
+	args[0] = Int64GetDatum(contest_id);
+	args[1] = Int64GetDatum(vote_id);
+	args[2] = PointerGetDatum(user_id);
+	args[3] = Int32GetDatum(window_no);
+	args[4] = Int64GetDatum(old_entry_id);
+	if (!has_old)
+		nulls[4] = 'n';
+	vg_execute(plan_lock_vote, args, nulls, SPI_OK_SELECT, 1);
 	if (SPI_processed == 0)
 		return false;
 	*entry_id = DatumGetInt64(vg_spi_value(0, 1, &isnull));
@@ -627,22 +647,18 @@ locate_user_vote(int64 contest_id, const VgContest *c, text *user_id,
 			res->code = found == 0 ? VG_VOTE_NOT_FOUND : VG_INVALID_INPUT;
 			return false;
 		}
-		if (vg_policy_needs_locks(c))
+		/* the row first (it cannot change under us then), then its vectors */
+		if (lock_vote(contest_id, *vote_id, user_id, w, has_old, old_entry_id,
+					  entry_id, v))
 		{
-			/* the vote's vectors, then the row; check it has not changed */
-			VgVoter		first;
-			int64		first_entry;
-
-			if (!lock_vote(contest_id, *vote_id, user_id, &first_entry, &first))
-				continue;
-			vg_lock_voter(contest_id, &first);
-		}
-		if (lock_vote(contest_id, *vote_id, user_id, entry_id, v))
+			if (vg_policy_needs_locks(c))
+				vg_lock_voter(contest_id, v);
 			return true;
+		}
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-			 errmsg("could not find the vote to change: it kept disappearing"),
+			 errmsg("could not lock the user's vote: it kept changing"),
 			 errhint("Retry the transaction.")));
 	return false;				/* keep the compiler quiet */
 }
