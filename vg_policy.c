@@ -33,6 +33,7 @@
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "vote_guard.h"
@@ -250,6 +251,60 @@ duplicate_code(VgVector vec)
 }
 
 /*
+ * An order-independent digest of the voter's votes that the last state query
+ * returned: which votes, for which entry, in which slots.
+ */
+static uint64
+state_digest(void)
+{
+	uint64		digest = SPI_processed;
+	uint64		r;
+
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		uint64		h = (uint64) DatumGetInt64(vg_spi_value(r, 1, &isnull));
+		int			col;
+
+		/* entry, window, slots */
+		for (col = 2; col <= 11; col++)
+		{
+			Datum		d = vg_spi_value(r, col, &isnull);
+
+			if (col == 4 || col == 5 || isnull)
+				continue;		/* created_at never changes; flags are derived */
+			h = hash_combine64(h, (uint64) DatumGetInt64(d));
+		}
+		digest += hash_bytes_uint32_extended((uint32) h, h >> 32);
+	}
+	return digest;
+}
+
+/*
+ * Under REPEATABLE READ and SERIALIZABLE the voter's votes are read with the
+ * transaction's snapshot, which may predate a vote, a move or a retraction
+ * that committed while this call waited for the voter's locks.  Deciding on
+ * that stale view could break a limit no index guards (per-entry limits,
+ * cooldowns), so the votes are read once more with the newest snapshot, and
+ * any difference is a serialization failure: the client retries.
+ */
+static void
+check_state_current(Datum *args, const char *nulls, uint64 digest)
+{
+	int			ret;
+
+	ret = SPI_execute_snapshot(plan_state, args, nulls, GetLatestSnapshot(),
+							   InvalidSnapshot, true, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(ret));
+	if (state_digest() != digest)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent vote of the same voter"),
+				 errhint("Retry the transaction.")));
+}
+
+/*
  * Decide a vote of voter v for entry_id at time t from the voter's earlier
  * votes (SPI connected; under the voter's locks where the policy needs them).
  *
@@ -302,6 +357,14 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 	nulls[7] = exclude_vote_id != 0 ? ' ' : 'n';
 
 	prepare_policy_plans();
+	if (IsolationUsesXactSnapshot())
+	{
+		uint64		digest;
+
+		vg_execute(plan_state, args, nulls, SPI_OK_SELECT, 0);
+		digest = state_digest();
+		check_state_current(args, nulls, digest);
+	}
 	vg_execute(plan_state, args, nulls, SPI_OK_SELECT, 0);
 
 	/* used[i * (n + 1) + s]: slot s of vector i is taken in this window */

@@ -102,6 +102,8 @@ CREATE TABLE vote_guard.contests (
         CHECK (per_entry_limit BETWEEN 1 AND votes_per_voter),
     CONSTRAINT contests_vote_window_check
         CHECK (vote_window BETWEEN '1 second'::interval AND '100 years'::interval),
+    CONSTRAINT contests_allow_change_check
+        CHECK (NOT allow_change OR 'user' OPERATOR(pg_catalog.=) ANY (dedupe_on)),
     CONSTRAINT contests_cooldown_check
         CHECK (cooldown OPERATOR(pg_catalog.>) '0'::interval
                AND cooldown OPERATOR(pg_catalog.<=) '100 years'::interval)
