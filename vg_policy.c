@@ -30,23 +30,44 @@
 #include "lib/qunique.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "catalog/namespace.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "vote_guard.h"
 
-/*
- * Set by cast_vote and change_vote around their own writes, which they have
- * already checked under the voter's locks: the policy trigger lets them pass.
- */
-bool		vg_trusted_write = false;
 
 static SPIPlanPtr plan_contest = NULL;
 static SPIPlanPtr plan_contest_share = NULL;
+static SPIPlanPtr plan_entry = NULL;
 static SPIPlanPtr plan_state = NULL;
+
+/*
+ * Contests as last read, per backend (READ COMMITTED only).  Any change to a
+ * contest row sends a relcache invalidation for vote_guard.contests (the
+ * contests trigger), which empties the cache of every backend at commit.
+ * The change also holds the contest's lock in exclusive mode until after
+ * that, and a vote reads the cache only once it holds the lock in share mode
+ * and has taken in the invalidations: it never sees a stale contest.
+ */
+typedef struct ContestCacheEntry
+{
+	int64		contest_id;		/* hash key */
+	VgContest	contest;
+} ContestCacheEntry;
+
+#define CONTEST_CACHE_MAX	10000
+
+static HTAB *contest_cache = NULL;
+static Oid	contests_relid = InvalidOid;
+static bool contest_callback_registered = false;
 
 #define CONTEST_QUERY \
 	"SELECT c.opens_at, c.closes_at, c.closed_at IS NOT NULL," \
@@ -55,10 +76,7 @@ static SPIPlanPtr plan_state = NULL;
 	"       'email' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
 	"       c.ipv4_prefix, c.ipv6_prefix, c.require_user," \
 	"       c.votes_per_voter, c.per_entry_limit, c.vote_window, c.cooldown," \
-	"       c.allow_change, c.secret_version," \
-	"       EXISTS (SELECT 1 FROM vote_guard.entries e" \
-	"                WHERE e.contest_id OPERATOR(pg_catalog.=) c.id" \
-	"                  AND e.entry_id OPERATOR(pg_catalog.=) $2)" \
+	"       c.allow_change, c.secret_version" \
 	"  FROM vote_guard.contests c" \
 	" WHERE c.id OPERATOR(pg_catalog.=) $1"
 
@@ -91,15 +109,20 @@ static SPIPlanPtr plan_state = NULL;
 static void
 prepare_policy_plans(void)
 {
-	Oid			contest_args[2] = {INT8OID, INT8OID};
+	Oid			contest_args[1] = {INT8OID};
+	Oid			entry_args[2] = {INT8OID, INT8OID};
 	Oid			state_args[8] = {INT8OID, BYTEAOID, TEXTOID, BYTEAOID, TEXTOID,
 	INT4OID, TIMESTAMPTZOID, INT8OID};
 
 	if (plan_state != NULL)
 		return;
-	plan_contest = vg_prepare_kept(CONTEST_QUERY, 2, contest_args);
+	plan_contest = vg_prepare_kept(CONTEST_QUERY, 1, contest_args);
 	plan_contest_share = vg_prepare_kept(CONTEST_QUERY " FOR SHARE OF c",
-									  2, contest_args);
+										 1, contest_args);
+	plan_entry = vg_prepare_kept("SELECT 1 FROM vote_guard.entries e"
+								 " WHERE e.contest_id OPERATOR(pg_catalog.=) $1"
+								 "   AND e.entry_id OPERATOR(pg_catalog.=) $2",
+								 2, entry_args);
 	plan_state = vg_prepare_kept(STATE_QUERY, 8, state_args);
 }
 
@@ -116,21 +139,76 @@ interval_usecs(Datum d, bool isnull)
 		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
 }
 
+static void
+contest_cache_callback(Datum arg, Oid relid)
+{
+	if (contest_cache != NULL &&
+		(relid == InvalidOid || relid == contests_relid))
+	{
+		hash_destroy(contest_cache);
+		contest_cache = NULL;
+	}
+}
+
+/* The cached copy of a contest, or NULL. */
+static ContestCacheEntry *
+contest_cache_lookup(int64 contest_id, bool enter)
+{
+	bool		found;
+
+	if (!contest_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(contest_cache_callback, (Datum) 0);
+		contest_callback_registered = true;
+	}
+	/* changes committed before this call's contest lock was granted */
+	AcceptInvalidationMessages();
+
+	if (contest_cache == NULL ||
+		(enter && hash_get_num_entries(contest_cache) >= CONTEST_CACHE_MAX))
+	{
+		HASHCTL		ctl;
+
+		if (!enter)
+			return NULL;
+		if (contest_cache != NULL)
+			hash_destroy(contest_cache);
+		ctl.keysize = sizeof(int64);
+		ctl.entrysize = sizeof(ContestCacheEntry);
+		ctl.hcxt = TopMemoryContext;
+		contest_cache = hash_create("vote_guard contests", 256, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		contests_relid = get_relname_relid("contests",
+										   get_namespace_oid("vote_guard", false));
+	}
+	return hash_search(contest_cache, &contest_id,
+					   enter ? HASH_ENTER : HASH_FIND, &found);
+}
+
 /*
- * Read a contest's settings and whether entry_id is one of its entries (SPI
- * connected).  Under REPEATABLE READ and SERIALIZABLE the contest row is
- * locked FOR SHARE, so a change committed after the snapshot (a close) is a
- * serialization failure instead of going unseen.  False: no such contest.
+ * Read a contest's settings (SPI connected).  Under READ COMMITTED they come
+ * from the backend's cache when it has them.  Under REPEATABLE READ and
+ * SERIALIZABLE the contest row is read and locked FOR SHARE, so a change
+ * committed after the snapshot (a close) is a serialization failure instead
+ * of going unseen.  False: no such contest.
  */
 bool
-vg_load_contest(int64 contest_id, int64 entry_id, VgContest *c)
+vg_load_contest(int64 contest_id, VgContest *c)
 {
-	Datum		args[2] = {Int64GetDatum(contest_id), Int64GetDatum(entry_id)};
+	Datum		args[1] = {Int64GetDatum(contest_id)};
 	bool		isnull;
 	Datum		d;
+	bool		snapshot_mode = IsolationUsesXactSnapshot();
+	ContestCacheEntry *cached;
+
+	if (!snapshot_mode && (cached = contest_cache_lookup(contest_id, false)) != NULL)
+	{
+		*c = cached->contest;
+		return true;
+	}
 
 	prepare_policy_plans();
-	vg_execute(IsolationUsesXactSnapshot() ? plan_contest_share : plan_contest,
+	vg_execute(snapshot_mode ? plan_contest_share : plan_contest,
 			   args, NULL, SPI_OK_SELECT, 1);
 	if (SPI_processed == 0)
 		return false;
@@ -153,7 +231,40 @@ vg_load_contest(int64 contest_id, int64 entry_id, VgContest *c)
 	c->cooldown_usecs = interval_usecs(d, isnull);
 	c->allow_change = DatumGetBool(vg_spi_value(0, 14, &isnull));
 	c->secret_version = DatumGetInt32(vg_spi_value(0, 15, &isnull));
-	c->entry_exists = DatumGetBool(vg_spi_value(0, 16, &isnull));
+
+	if (!snapshot_mode)
+		contest_cache_lookup(contest_id, true)->contest = *c;
+	return true;
+}
+
+/*
+ * Is entry_id one of the contest's entries?  (SPI connected)  Under
+ * REPEATABLE READ and SERIALIZABLE an entry the snapshot shows but that has
+ * been removed since is a serialization failure: a vote for it must not be
+ * written.
+ */
+bool
+vg_entry_exists(int64 contest_id, int64 entry_id)
+{
+	Datum		args[2] = {Int64GetDatum(contest_id), Int64GetDatum(entry_id)};
+	int			ret;
+
+	prepare_policy_plans();
+	vg_execute(plan_entry, args, NULL, SPI_OK_SELECT, 1);
+	if (SPI_processed == 0)
+		return false;
+	if (!IsolationUsesXactSnapshot())
+		return true;
+	ret = SPI_execute_snapshot(plan_entry, args, NULL, GetLatestSnapshot(),
+							   InvalidSnapshot, true, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to a concurrent removal of entry " INT64_FORMAT,
+						entry_id),
+				 errhint("Retry the transaction.")));
 	return true;
 }
 
@@ -551,7 +662,7 @@ vg_votes_policy_trigger(PG_FUNCTION_ARGS)
 	desc = RelationGetDescr(trigdata->tg_relation);
 	newtup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
 		trigdata->tg_newtuple : trigdata->tg_trigtuple;
-	if (vg_trusted_write)
+	if (vg_trusted_write & VG_WRITE_DECIDED)
 		return PointerGetDatum(newtup);
 
 	contest_id = DatumGetInt64(heap_getattr(newtup, votes_attnum(desc, "contest_id"),
@@ -576,12 +687,15 @@ vg_votes_policy_trigger(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
-	if (!vg_load_contest(contest_id, entry_id, &c))
-	{
-		/* the foreign key to entries rejects the row */
-		SPI_finish();
-		return PointerGetDatum(newtup);
-	}
+	/* hold off a removal of the entry, as cast_vote does */
+	if (!IsolationUsesXactSnapshot())
+		vg_lock_contest(contest_id, false);
+	if (!vg_load_contest(contest_id, &c) || !vg_entry_exists(contest_id, entry_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("entry " INT64_FORMAT " of contest " INT64_FORMAT " does not exist",
+						entry_id, contest_id),
+				 errhint("Add it with vote_guard.add_entry() first.")));
 
 	created = DatumGetTimestampTz(heap_getattr(newtup, votes_attnum(desc, "created_at"),
 											   desc, &isnull));

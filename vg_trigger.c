@@ -22,6 +22,7 @@
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/datum.h"
+#include "utils/inval.h"
 #include "utils/rel.h"
 
 #include "vote_guard.h"
@@ -53,30 +54,57 @@ check_trigger_call(FunctionCallInfo fcinfo, const char *name)
 				 errmsg("%s must be called as a trigger", name)));
 }
 
-/* Add delta to the backend's counter slot of an entry.  SPI is connected. */
-static void
-counter_add(int64 contest_id, int64 entry_id, int64 delta)
+/* The counter slot this backend adds to. */
+int32
+vg_counter_slot(void)
 {
-	static SPIPlanPtr plan = NULL;
-	Datum		args[4];
+	return VG_MY_BACKEND_NUMBER % VG_COUNTER_SLOTS;
+}
 
-	if (plan == NULL)
-	{
-		Oid			argtypes[4] = {INT8OID, INT8OID, INT4OID, INT8OID};
+/*
+ * The net change of each entry's count in a statement on votes, from its
+ * transition tables.
+ */
+static const char *const counter_deltas[3] = {
+	/* INSERT */
+	"SELECT n.contest_id, n.entry_id, pg_catalog.count(*) AS delta"
+	"  FROM new_votes n GROUP BY 1, 2",
+	/* DELETE */
+	"SELECT o.contest_id, o.entry_id,"
+	"       OPERATOR(pg_catalog.-) pg_catalog.count(*) AS delta"
+	"  FROM old_votes o GROUP BY 1, 2",
+	/* UPDATE: the entries a vote left and the ones it moved to */
+	"SELECT x.contest_id, x.entry_id, pg_catalog.sum(x.d)::pg_catalog.int8 AS delta"
+	"  FROM (SELECT n.contest_id, n.entry_id, 1 AS d FROM new_votes n"
+	"        UNION ALL"
+	"        SELECT o.contest_id, o.entry_id, -1 FROM old_votes o) x"
+	" GROUP BY 1, 2 HAVING pg_catalog.sum(x.d) OPERATOR(pg_catalog.<>) 0"
+};
 
-		plan = vg_prepare_kept("INSERT INTO vote_guard.counters AS k"
-							   "       (contest_id, entry_id, slot, votes)"
-							   " VALUES ($1, $2, $3, $4)"
-							   " ON CONFLICT (contest_id, entry_id, slot) DO UPDATE"
-							   " SET votes = k.votes OPERATOR(pg_catalog.+) excluded.votes",
-							   4, argtypes);
-	}
+/*
+ * Add a statement's net changes to the backend's counter slots, in entry
+ * order so that two statements cannot deadlock.  SPI is connected, with the
+ * trigger's transition tables registered.
+ */
+static void
+counters_apply(const char *deltas)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(vg_counter_slot())};
+	char	   *query;
+	int			ret;
 
-	args[0] = Int64GetDatum(contest_id);
-	args[1] = Int64GetDatum(entry_id);
-	args[2] = Int32GetDatum(VG_MY_BACKEND_NUMBER % VG_COUNTER_SLOTS);
-	args[3] = Int64GetDatum(delta);
-	vg_execute(plan, args, NULL, SPI_OK_INSERT, 0);
+	query = psprintf("INSERT INTO vote_guard.counters AS k"
+					 "       (contest_id, entry_id, slot, votes)"
+					 " SELECT d.contest_id, d.entry_id, $1, d.delta"
+					 "   FROM (%s) d"
+					 "  ORDER BY d.contest_id, d.entry_id"
+					 " ON CONFLICT (contest_id, entry_id, slot) DO UPDATE"
+					 " SET votes = k.votes OPERATOR(pg_catalog.+) excluded.votes",
+					 deltas);
+	ret = SPI_execute_with_args(query, 1, argtypes, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 }
 
 static void
@@ -89,66 +117,37 @@ clear_counters(void)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
 }
 
-/* contest_id and entry_id of a votes row (columns 1 and 3) */
-static void
-vote_keys(HeapTuple tuple, TupleDesc desc, int64 *contest_id, int64 *entry_id)
-{
-	bool		isnull;
-
-	*contest_id = DatumGetInt64(heap_getattr(tuple, 1, desc, &isnull));
-	*entry_id = DatumGetInt64(heap_getattr(tuple, 3, desc, &isnull));
-}
-
 PG_FUNCTION_INFO_V1(vg_votes_trigger);
 
-/* AFTER INSERT/UPDATE/DELETE (row) and TRUNCATE (statement) on votes */
+/*
+ * AFTER INSERT/UPDATE/DELETE/TRUNCATE (statement) on votes: the counters
+ * follow every write.
+ */
 Datum
 vg_votes_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TupleDesc	desc;
 	TriggerEvent event;
-	int64		old_contest,
-				old_entry,
-				new_contest,
-				new_entry;
 
 	check_trigger_call(fcinfo, "vote_guard.votes_trigger()");
 	event = trigdata->tg_event;
-	desc = RelationGetDescr(trigdata->tg_relation);
+	if (vg_trusted_write & VG_WRITE_COUNTED)
+		return PointerGetDatum(NULL);	/* cast_vote moved the counter */
 
 	SPI_connect();
-
 	if (TRIGGER_FIRED_BY_TRUNCATE(event))
 		clear_counters();
-	else if (TRIGGER_FIRED_BY_INSERT(event))
+	else
 	{
-		vote_keys(trigdata->tg_trigtuple, desc, &new_contest, &new_entry);
-		counter_add(new_contest, new_entry, 1);
+		if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
+			elog(ERROR, "SPI_register_trigger_data failed");
+		if (TRIGGER_FIRED_BY_INSERT(event))
+			counters_apply(counter_deltas[0]);
+		else if (TRIGGER_FIRED_BY_DELETE(event))
+			counters_apply(counter_deltas[1]);
+		else
+			counters_apply(counter_deltas[2]);
 	}
-	else if (TRIGGER_FIRED_BY_DELETE(event))
-	{
-		vote_keys(trigdata->tg_trigtuple, desc, &old_contest, &old_entry);
-		counter_add(old_contest, old_entry, -1);
-	}
-	else if (TRIGGER_FIRED_BY_UPDATE(event))
-	{
-		vote_keys(trigdata->tg_trigtuple, desc, &old_contest, &old_entry);
-		/* the policy trigger keeps a vote in its contest */
-		vote_keys(trigdata->tg_newtuple, desc, &new_contest, &new_entry);
-		/* move the count, lower entry first so two moves cannot deadlock */
-		if (old_entry < new_entry)
-		{
-			counter_add(old_contest, old_entry, -1);
-			counter_add(new_contest, new_entry, 1);
-		}
-		else if (old_entry > new_entry)
-		{
-			counter_add(new_contest, new_entry, 1);
-			counter_add(old_contest, old_entry, -1);
-		}
-	}
-
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
@@ -219,6 +218,9 @@ vg_contests_trigger(PG_FUNCTION_ARGS)
 											&isnull));
 	vg_lock_contest(contest_id, true);
 
+	/* every backend forgets its copy of the contest when this commits */
+	CacheInvalidateRelcache(trigdata->tg_relation);
+
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
 		check_fixed_settings(trigdata->tg_trigtuple, trigdata->tg_newtuple,
@@ -226,4 +228,74 @@ vg_contests_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(trigdata->tg_newtuple);
 	}
 	return PointerGetDatum(trigdata->tg_trigtuple);
+}
+
+PG_FUNCTION_INFO_V1(vg_entries_trigger);
+
+/*
+ * BEFORE UPDATE/DELETE (row) on entries: an entry that has votes is neither
+ * removed nor renumbered.  First wait for the votes in flight in its contest
+ * (the contest lock for READ COMMITTED voters, the contest row for the
+ * others), so none of them can add a vote unseen.
+ */
+Datum
+vg_entries_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	oldtup;
+	bool		isnull;
+	int64		contest_id,
+				entry_id;
+	Datum		args[2];
+	static SPIPlanPtr plan_contest_row = NULL;
+	static SPIPlanPtr plan_votes = NULL;
+
+	check_trigger_call(fcinfo, "vote_guard.entries_trigger()");
+	desc = RelationGetDescr(trigdata->tg_relation);
+	oldtup = trigdata->tg_trigtuple;
+	contest_id = DatumGetInt64(heap_getattr(oldtup, 1, desc, &isnull));
+	entry_id = DatumGetInt64(heap_getattr(oldtup, 2, desc, &isnull));
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		HeapTuple	newtup = trigdata->tg_newtuple;
+
+		if (DatumGetInt64(heap_getattr(newtup, 1, desc, &isnull)) == contest_id &&
+			DatumGetInt64(heap_getattr(newtup, 2, desc, &isnull)) == entry_id)
+			return PointerGetDatum(newtup);
+	}
+
+	vg_lock_contest(contest_id, true);
+
+	SPI_connect();
+	if (plan_votes == NULL)
+	{
+		Oid			argtypes[2] = {INT8OID, INT8OID};
+
+		plan_contest_row = vg_prepare_kept(
+			"SELECT 1 FROM vote_guard.contests c"
+			" WHERE c.id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
+			1, argtypes);
+		plan_votes = vg_prepare_kept(
+			"SELECT 1 FROM vote_guard.votes v"
+			" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
+			"   AND v.entry_id OPERATOR(pg_catalog.=) $2 LIMIT 1",
+			2, argtypes);
+	}
+	args[0] = Int64GetDatum(contest_id);
+	args[1] = Int64GetDatum(entry_id);
+	vg_execute(plan_contest_row, args, NULL, SPI_OK_SELECT, 0);
+	vg_execute(plan_votes, args, NULL, SPI_OK_SELECT, 1);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("entry " INT64_FORMAT " of contest " INT64_FORMAT " has votes",
+						entry_id, contest_id),
+				 errhint("Delete its votes first.")));
+	SPI_finish();
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		return PointerGetDatum(trigdata->tg_newtuple);
+	return PointerGetDatum(oldtup);
 }

@@ -119,6 +119,28 @@ vg_execute(SPIPlanPtr plan, Datum *args, const char *nulls, int expected,
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 }
 
+int			vg_trusted_write = 0;
+
+/*
+ * Run one of cast_vote's or change_vote's own writes, telling the triggers
+ * what the statement has already taken care of.
+ */
+void
+vg_execute_trusted(SPIPlanPtr plan, Datum *args, const char *nulls,
+				   int expected, int trusted)
+{
+	vg_trusted_write = trusted;
+	PG_TRY();
+	{
+		vg_execute(plan, args, nulls, expected, 0);
+	}
+	PG_FINALLY();
+	{
+		vg_trusted_write = 0;
+	}
+	PG_END_TRY();
+}
+
 Datum
 vg_spi_value(uint64 row, int col, bool *isnull)
 {
@@ -129,8 +151,8 @@ vg_spi_value(uint64 row, int col, bool *isnull)
 static void
 prepare_plans(void)
 {
-	Oid			insert_args[10] = {INT8OID, INT8OID, BYTEAOID, TEXTOID, BYTEAOID,
-	TEXTOID, INT4OID, INT2OID, INT2OID, INT2OID};
+	Oid			insert_args[11] = {INT8OID, INT8OID, BYTEAOID, TEXTOID, BYTEAOID,
+	TEXTOID, INT4OID, INT2OID, INT2OID, INT2OID, INT4OID};
 	Oid			pair_args[2] = {INT8OID, INT8OID};
 	Oid			user_args[4] = {INT8OID, TEXTOID, INT4OID, INT8OID};
 	Oid			lock_args[5] = {INT8OID, INT8OID, TEXTOID, INT4OID, INT8OID};
@@ -140,14 +162,36 @@ prepare_plans(void)
 	if (plan_prefixes != NULL)
 		return;
 
+	/*
+	 * The vote, its counter and the entry's count in one statement.  The
+	 * count is this backend's slot after the update plus the other slots as
+	 * the statement's snapshot sees them (one row each, summed by the
+	 * caller).  No row: no such entry, or a unique index said no.
+	 */
 	plan_insert = vg_prepare_kept(
-		"INSERT INTO vote_guard.votes"
-		"       (contest_id, entry_id, ip_key, user_id, email_key, request_id,"
-		"        window_no, ip_slot, user_slot, email_slot)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-		" ON CONFLICT DO NOTHING"
-		" RETURNING vote_id",
-		10, insert_args);
+		"WITH v AS ("
+		"  INSERT INTO vote_guard.votes"
+		"         (contest_id, entry_id, ip_key, user_id, email_key, request_id,"
+		"          window_no, ip_slot, user_slot, email_slot)"
+		"  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
+		"   WHERE EXISTS (SELECT 1 FROM vote_guard.entries e"
+		"                  WHERE e.contest_id OPERATOR(pg_catalog.=) $1"
+		"                    AND e.entry_id OPERATOR(pg_catalog.=) $2)"
+		"  ON CONFLICT DO NOTHING"
+		"  RETURNING vote_id),"
+		" k AS ("
+		"  INSERT INTO vote_guard.counters AS k (contest_id, entry_id, slot, votes)"
+		"  SELECT $1, $2, $11, 1 FROM v"
+		"  ON CONFLICT (contest_id, entry_id, slot) DO UPDATE"
+		"  SET votes = k.votes OPERATOR(pg_catalog.+) 1"
+		"  RETURNING k.votes)"
+		" SELECT v.vote_id, k.votes, o.votes"
+		"   FROM v CROSS JOIN k"
+		"   LEFT JOIN vote_guard.counters o"
+		"     ON o.contest_id OPERATOR(pg_catalog.=) $1"
+		"    AND o.entry_id OPERATOR(pg_catalog.=) $2"
+		"    AND o.slot OPERATOR(pg_catalog.<>) $11",
+		11, insert_args);
 	plan_count = vg_prepare_kept(
 		"SELECT pg_catalog.sum(k.votes)::pg_catalog.int8"
 		"  FROM vote_guard.counters k"
@@ -285,29 +329,12 @@ text_length_ok(text *t, int max_chars)
 	return pg_mbstrlen_with_len(VARDATA_ANY(t), nbytes) <= max_chars;
 }
 
-/* Write the vote; the policy trigger lets it through, it is decided. */
-static void
-insert_vote(Datum *args, const char *nulls)
-{
-	vg_trusted_write = true;
-	PG_TRY();
-	{
-		vg_execute(plan_insert, args, nulls, SPI_OK_INSERT_RETURNING, 0);
-	}
-	PG_FINALLY();
-	{
-		vg_trusted_write = false;
-	}
-	PG_END_TRY();
-}
-
 /*
  * Connect SPI, take the contest's lock and read it.  Returns false, with the
  * answer set, when the contest is missing, not open yet or closed.
  */
 static bool
-open_contest(int64 contest_id, int64 entry_id, text *request_id,
-			 VgContest *c, VgResult *res)
+open_contest(int64 contest_id, text *request_id, VgContest *c, VgResult *res)
 {
 	TimestampTz now = GetCurrentStatementStartTimestamp();
 
@@ -319,7 +346,7 @@ open_contest(int64 contest_id, int64 entry_id, text *request_id,
 	if (!IsolationUsesXactSnapshot())
 		vg_lock_contest(contest_id, false);
 
-	if (!vg_load_contest(contest_id, entry_id, c))
+	if (!vg_load_contest(contest_id, c))
 	{
 		res->code = VG_CONTEST_NOT_FOUND;
 		return false;
@@ -350,8 +377,8 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 	bool		locked = vg_policy_needs_locks(c);
 	VgVoter		v;
 	VgDecision	d;
-	Datum		args[10];
-	char		nulls[10];
+	Datum		args[11];
+	char		nulls[11];
 	int			attempt;
 	int			i;
 
@@ -369,7 +396,12 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 		reject(contest_id, c, request_id, VG_INVALID_INPUT, res);
 		return;
 	}
-	if (!c->entry_exists)
+	/*
+	 * The entry: checked here where the policy needs it or the snapshot may
+	 * be old, else by the insert itself.
+	 */
+	if ((locked || IsolationUsesXactSnapshot()) &&
+		!vg_entry_exists(contest_id, entry_id))
 	{
 		reject(contest_id, c, request_id, VG_ENTRY_NOT_FOUND, res);
 		return;
@@ -431,18 +463,37 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 		nulls[5] = request_id != NULL ? ' ' : 'n';
 		args[6] = Int32GetDatum(vg_window_no(c, now));
 		nulls[6] = ' ';
+		args[10] = Int32GetDatum(vg_counter_slot());
+		nulls[10] = ' ';
 
-		insert_vote(args, nulls);
-		if (SPI_processed == 1)
+		vg_execute_trusted(plan_insert, args, nulls, SPI_OK_SELECT,
+						   VG_WRITE_DECIDED | VG_WRITE_COUNTED);
+		if (SPI_processed > 0)
 		{
 			bool		isnull;
+			uint64		r;
 
-			set_ok(res, contest_id, entry_id,
-				   DatumGetInt64(vg_spi_value(0, 1, &isnull)), false);
+			res->code = VG_OK;
+			res->has_vote_id = true;
+			res->vote_id = DatumGetInt64(vg_spi_value(0, 1, &isnull));
+			res->has_count = true;
+			res->vote_count = DatumGetInt64(vg_spi_value(0, 2, &isnull));
+			for (r = 0; r < SPI_processed; r++)
+			{
+				Datum		other = vg_spi_value(r, 3, &isnull);
+
+				if (!isnull)
+					res->vote_count += DatumGetInt64(other);
+			}
 			return;
 		}
 
-		/* a unique index said no: find out why */
+		/* no such entry, or a unique index said no: find out why */
+		if (!locked && !vg_entry_exists(contest_id, entry_id))
+		{
+			reject(contest_id, c, request_id, VG_ENTRY_NOT_FOUND, res);
+			return;
+		}
 		vg_decide(contest_id, entry_id, c, &v, PointerGetDatum(request_id),
 				  now, 0, &d);
 		if (d.replay || d.code != VG_OK)
@@ -543,7 +594,7 @@ vg_cast_vote(PG_FUNCTION_ARGS)
 
 	if (valid)
 	{
-		if (open_contest(contest_id, entry_id, request_id, &c, &res))
+		if (open_contest(contest_id, request_id, &c, &res))
 			cast_vote_spi(contest_id, entry_id, voter_ip, user_id, email_norm,
 						  request_id, &c, &res);
 		SPI_finish();
@@ -692,11 +743,11 @@ vg_change_vote(PG_FUNCTION_ARGS)
 		user_call_args(fcinfo, 2, &user_id) &&
 		(!has_old || positive_arg(fcinfo, 3, &old_entry)))
 	{
-		if (open_contest(contest_id, new_entry, NULL, &c, &res))
+		if (open_contest(contest_id, NULL, &c, &res))
 		{
 			if (!c.allow_change)
 				res.code = VG_CHANGE_NOT_ALLOWED;
-			else if (!c.entry_exists)
+			else if (!vg_entry_exists(contest_id, new_entry))
 				res.code = VG_ENTRY_NOT_FOUND;
 			else if (locate_user_vote(contest_id, &c, user_id, has_old, old_entry,
 									  &vote_id, &cur_entry, &v, &res))
@@ -725,16 +776,8 @@ vg_change_vote(PG_FUNCTION_ARGS)
 						Datum		args[3] = {Int64GetDatum(contest_id),
 							Int64GetDatum(vote_id), Int64GetDatum(new_entry)};
 
-						vg_trusted_write = true;
-						PG_TRY();
-						{
-							vg_execute(plan_move, args, NULL, SPI_OK_UPDATE, 0);
-						}
-						PG_FINALLY();
-						{
-							vg_trusted_write = false;
-						}
-						PG_END_TRY();
+						vg_execute_trusted(plan_move, args, NULL, SPI_OK_UPDATE,
+										   VG_WRITE_DECIDED);
 					}
 					set_ok(&res, contest_id, new_entry, vote_id, false);
 				}
@@ -770,7 +813,7 @@ vg_retract_vote(PG_FUNCTION_ARGS)
 		user_call_args(fcinfo, 1, &user_id) &&
 		(!has_entry || positive_arg(fcinfo, 2, &entry)))
 	{
-		if (open_contest(contest_id, entry, NULL, &c, &res))
+		if (open_contest(contest_id, NULL, &c, &res))
 		{
 			if (!c.allow_change)
 				res.code = VG_CHANGE_NOT_ALLOWED;

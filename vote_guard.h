@@ -32,7 +32,7 @@
 #define VG_LOCK_CLASS_VOTER		0x7668	/* one per voter vector and contest */
 
 /* Counter slots per entry: a backend adds to slot (backend number % this). */
-#define VG_COUNTER_SLOTS		8
+#define VG_COUNTER_SLOTS		16
 
 /* Canonical form of a voter's address, what ip_key hashes. */
 typedef struct VgIpBytes
@@ -86,7 +86,6 @@ typedef struct VgContest
 	int64		cooldown_usecs; /* 0: no cooldown */
 	bool		allow_change;
 	int32		secret_version;
-	bool		entry_exists;	/* the entry asked about exists */
 } VgContest;
 
 /*
@@ -118,10 +117,20 @@ extern struct _SPI_plan *vg_prepare_kept(const char *query, int nargs,
 extern void vg_execute(struct _SPI_plan *plan, Datum *args, const char *nulls,
 					   int expected, long count);
 extern Datum vg_spi_value(uint64 row, int col, bool *isnull);
+extern void vg_execute_trusted(struct _SPI_plan *plan, Datum *args,
+							   const char *nulls, int expected, int trusted);
+
+/*
+ * What cast_vote and change_vote have already done for the row they write:
+ * the triggers skip that part.  Set only around their own statements.
+ */
+#define VG_WRITE_DECIDED	0x01	/* policy decided under the voter's locks */
+#define VG_WRITE_COUNTED	0x02	/* counter moved by the statement itself */
+extern int	vg_trusted_write;
 
 /* vg_policy.c */
-extern bool vg_trusted_write;
-extern bool vg_load_contest(int64 contest_id, int64 entry_id, VgContest *c);
+extern bool vg_load_contest(int64 contest_id, VgContest *c);
+extern bool vg_entry_exists(int64 contest_id, int64 entry_id);
 extern bool vg_policy_needs_locks(const VgContest *c);
 extern int32 vg_window_no(const VgContest *c, TimestampTz t);
 extern void vg_lock_voter(int64 contest_id, const VgVoter *v);
@@ -147,5 +156,6 @@ extern void vg_email_key(VgContestKeys *keys, const char *normalized,
 
 /* vg_trigger.c */
 extern void vg_lock_contest(int64 contest_id, bool exclusive);
+extern int32 vg_counter_slot(void);
 
 #endif							/* VOTE_GUARD_H */
