@@ -290,8 +290,8 @@ vg_entries_trigger(PG_FUNCTION_ARGS)
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("entry " INT64_FORMAT " of contest " INT64_FORMAT " has votes",
-						entry_id, contest_id),
+				 errmsg("entry " INT64_FORMAT " has votes", entry_id),
+				 errdetail("It is an entry of contest " INT64_FORMAT ".", contest_id),
 				 errhint("Delete its votes first.")));
 	SPI_finish();
 

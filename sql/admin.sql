@@ -162,3 +162,21 @@ SELECT v.ip_key = vote_guard.ip_key(:c, '192.0.2.1') AS stored_key_is_new_key
   FROM vote_guard.votes v WHERE v.contest_id = :c;
 SELECT * FROM vote_guard.verify(:c);
 DROP TABLE old_keys;
+
+--
+-- an entry with votes stays (its votes are deleted first); one without goes
+--
+SELECT vote_guard.create_contest('admin entries') AS ce \gset
+SELECT vote_guard.add_entry(:ce, 1), vote_guard.add_entry(:ce, 2);
+SELECT error_code FROM vote_guard.cast_vote(:ce, 1, '192.0.2.200');
+\set VERBOSITY sqlstate
+DELETE FROM vote_guard.entries WHERE contest_id = :ce AND entry_id = 1;
+UPDATE vote_guard.entries SET entry_id = 3 WHERE contest_id = :ce AND entry_id = 1;
+\set VERBOSITY default
+UPDATE vote_guard.entries SET label = 'relabelled' WHERE contest_id = :ce AND entry_id = 1;
+DELETE FROM vote_guard.entries WHERE contest_id = :ce AND entry_id = 2;
+SELECT entry_id, label, votes FROM vote_guard.results(:ce);
+DELETE FROM vote_guard.votes WHERE contest_id = :ce;
+DELETE FROM vote_guard.entries WHERE contest_id = :ce AND entry_id = 1;
+SELECT count(*) AS entries_left FROM vote_guard.entries WHERE contest_id = :ce;
+SELECT count(*) AS counter_rows_left FROM vote_guard.counters WHERE contest_id = :ce;
