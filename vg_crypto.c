@@ -143,6 +143,25 @@ vg_hmac(const uint8 *key, size_t keylen, const uint8 *data, size_t datalen,
 	PG_END_TRY();
 }
 
+/*
+ * hmac_sha256()'s keyed context, kept for the query in fn_extra: a query
+ * that hashes many rows under one key keys OpenSSL's context once.  The
+ * context is OpenSSL's memory, given back when the query's memory goes.
+ */
+typedef struct HmacCallCache
+{
+	MemoryContextCallback free_cb;
+	VgHmacCtx	ctx;
+	size_t		keylen;
+	uint8	   *key;			/* in fn_mcxt */
+} HmacCallCache;
+
+static void
+hmac_call_cache_free(void *arg)
+{
+	hmac_ctx_free(&((HmacCallCache *) arg)->ctx);
+}
+
 PG_FUNCTION_INFO_V1(vg_hmac_sha256);
 
 /* vote_guard.hmac_sha256(data bytea, key bytea) RETURNS bytea */
@@ -151,11 +170,32 @@ vg_hmac_sha256(PG_FUNCTION_ARGS)
 {
 	bytea	   *data = PG_GETARG_BYTEA_PP(0);
 	bytea	   *key = PG_GETARG_BYTEA_PP(1);
+	const uint8 *keybytes = (const uint8 *) VARDATA_ANY(key);
+	size_t		keylen = VARSIZE_ANY_EXHDR(key);
+	HmacCallCache *cache = fcinfo->flinfo->fn_extra;
 	bytea	   *result = palloc(VARHDRSZ + VG_HMAC_LEN);
 
-	vg_hmac((const uint8 *) VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key),
-			(const uint8 *) VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data),
-			(uint8 *) VARDATA(result));
+	if (cache == NULL)
+	{
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(HmacCallCache));
+		cache->free_cb.func = hmac_call_cache_free;
+		cache->free_cb.arg = cache;
+		MemoryContextRegisterResetCallback(fcinfo->flinfo->fn_mcxt, &cache->free_cb);
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	if (cache->ctx.ctx == NULL || cache->keylen != keylen ||
+		memcmp(cache->key, keybytes, keylen) != 0)
+	{
+		hmac_ctx_free(&cache->ctx);
+		if (cache->key != NULL)
+			pfree(cache->key);
+		cache->key = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, Max(keylen, 1));
+		memcpy(cache->key, keybytes, keylen);
+		cache->keylen = keylen;
+		hmac_ctx_init(&cache->ctx, keybytes, keylen);
+	}
+	hmac_ctx_mac(&cache->ctx, (const uint8 *) VARDATA_ANY(data),
+				 VARSIZE_ANY_EXHDR(data), (uint8 *) VARDATA(result));
 	SET_VARSIZE(result, VARHDRSZ + VG_HMAC_LEN);
 	PG_RETURN_BYTEA_P(result);
 }

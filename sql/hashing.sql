@@ -39,6 +39,14 @@ SELECT tc, octet_length(key) AS key_len, octet_length(data) AS data_len,
   FROM rfc4231, LATERAL vote_guard.hmac_sha256(data, key) AS mac
  ORDER BY tc;
 
+-- one query keeps its keyed context while the key repeats and re-keys it
+-- when the key changes: every vector three times, keys alternating
+SELECT count(*) AS macs,
+       bool_and(CASE WHEN tc = 5 THEN encode(substring(mac FROM 1 FOR 16), 'hex')
+                     ELSE encode(mac, 'hex') END = expected) AS all_match
+  FROM (SELECT r.* FROM rfc4231 r, generate_series(1, 3) AS i ORDER BY i, tc) AS x,
+       LATERAL vote_guard.hmac_sha256(x.data, x.key) AS mac;
+
 -- empty key, empty data, and keys at the block size (64) and one over
 SELECT label, encode(mac, 'hex') AS mac, encode(mac, 'hex') = expected AS ok
   FROM (VALUES
