@@ -331,17 +331,9 @@ vg_contest_keys(int64 contest_id, int32 secret_version)
 		inval_registered = true;
 	}
 	if (contest_keys == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(int64);
-		ctl.entrysize = sizeof(VgContestKeys);
-		ctl.hcxt = TopMemoryContext;
-		contest_keys = hash_create("vote_guard contest keys", 64, &ctl,
-								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		secrets_relid = get_relname_relid("secrets",
-										  get_namespace_oid("vote_guard", false));
-	}
+		contest_keys = vg_backend_cache_create("vote_guard contest keys",
+											   sizeof(VgContestKeys),
+											   "secrets", &secrets_relid);
 
 	entry = hash_search(contest_keys, &contest_id, HASH_FIND, &found);
 	if (found && entry->secret_version == secret_version &&

@@ -167,19 +167,13 @@ contest_cache_lookup(int64 contest_id, bool enter)
 	if (contest_cache == NULL ||
 		(enter && hash_get_num_entries(contest_cache) >= CONTEST_CACHE_MAX))
 	{
-		HASHCTL		ctl;
-
 		if (!enter)
 			return NULL;
 		if (contest_cache != NULL)
 			hash_destroy(contest_cache);
-		ctl.keysize = sizeof(int64);
-		ctl.entrysize = sizeof(ContestCacheEntry);
-		ctl.hcxt = TopMemoryContext;
-		contest_cache = hash_create("vote_guard contests", 256, &ctl,
-									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		contests_relid = get_relname_relid("contests",
-										   get_namespace_oid("vote_guard", false));
+		contest_cache = vg_backend_cache_create("vote_guard contests",
+												sizeof(ContestCacheEntry),
+												"contests", &contests_relid);
 	}
 	return hash_search(contest_cache, &contest_id,
 					   enter ? HASH_ENTER : HASH_FIND, &found);

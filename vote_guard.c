@@ -33,12 +33,16 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "vote_guard.h"
@@ -139,6 +143,24 @@ vg_execute_trusted(SPIPlanPtr plan, Datum *args, const char *nulls,
 		vg_trusted_write = 0;
 	}
 	PG_END_TRY();
+}
+
+/*
+ * A per-backend hash table keyed by a bigint id, for the caches of derived
+ * keys and of contests; *relid is set to the vote_guard table whose
+ * relcache invalidations empty it.
+ */
+HTAB *
+vg_backend_cache_create(const char *name, Size entrysize, const char *relname,
+						Oid *relid)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = entrysize;
+	ctl.hcxt = TopMemoryContext;
+	*relid = get_relname_relid(relname, get_namespace_oid("vote_guard", false));
+	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
 Datum

@@ -117,6 +117,9 @@ extern struct _SPI_plan *vg_prepare_kept(const char *query, int nargs,
 extern void vg_execute(struct _SPI_plan *plan, Datum *args, const char *nulls,
 					   int expected, long count);
 extern Datum vg_spi_value(uint64 row, int col, bool *isnull);
+struct HTAB;
+extern struct HTAB *vg_backend_cache_create(const char *name, Size entrysize,
+											const char *relname, Oid *relid);
 extern void vg_execute_trusted(struct _SPI_plan *plan, Datum *args,
 							   const char *nulls, int expected, int trusted);
 
