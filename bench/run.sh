@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# vote_guard benchmark: vote_guard.cast_vote against the same rows written by
+# one bare statement (floor), a careful PL/pgSQL function (plpgsql) and the
+# client-side check-then-insert sequence (naive), with pgbench -M prepared on
+# one throwaway cluster; then the per-call cost of the hashing functions and
+# the memory of one backend calling cast_vote many times.  It only reports:
+# there are no timed assertions.
+#
+#   bench/run.sh              # about 10 minutes
+#   QUICK=1 bench/run.sh      # smoke run: 3 s per pgbench run, smaller N
+#
+# As root it first installs missing packages, builds and installs the
+# extension, then runs as the unprivileged user "postgres" on a copy of the
+# tree (like test/run-all.sh).  As another user the extension must already
+# be installed.
+#
+# Environment: BENCH_SECONDS (per pgbench run; 10, QUICK 3), BENCH_WARMUP
+# (seconds of warm-up before each run; 1), BENCH_MEM_N (cast_vote calls of
+# the memory check; 1000000, QUICK 100000), BENCH_MICRO_N (rows of the
+# hashing micro-benchmark; 1000000, QUICK 100000), BENCH_FK (1: the votes
+# tables of plpgsql and naive reference their entries like vote_guard's do;
+# 0: drop that foreign key), BENCH_PORT (55440), PG_MAJOR (15).
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+PG_MAJOR=${PG_MAJOR:-15}
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    defaults=(3 100000 100000)
+else
+    defaults=(10 1000000 1000000)
+fi
+BENCH_SECONDS=${BENCH_SECONDS:-${defaults[0]}}
+BENCH_MEM_N=${BENCH_MEM_N:-${defaults[1]}}
+BENCH_MICRO_N=${BENCH_MICRO_N:-${defaults[2]}}
+BENCH_WARMUP=${BENCH_WARMUP:-1}
+BENCH_PORT=${BENCH_PORT:-55440}
+BENCH_FK=${BENCH_FK:-auto}
+
+if [ "$(id -u)" = 0 ]; then
+    "$src/test/install-deps.sh"
+    echo "== build and install (PostgreSQL $PG_MAJOR)"
+    make -C "$src" -s all
+    make -C "$src" -s install
+    BENCH_REVISION=$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)
+    work=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_bench.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+    tar -C "$src" --exclude=.git -cf - . | tar -C "$work" -xf -
+    chown -R postgres: "$work"
+    status=0
+    runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" PATH="$PATH" QUICK="$QUICK" \
+        BENCH_SECONDS="$BENCH_SECONDS" BENCH_WARMUP="$BENCH_WARMUP" \
+        BENCH_MEM_N="$BENCH_MEM_N" BENCH_MICRO_N="$BENCH_MICRO_N" \
+        BENCH_PORT="$BENCH_PORT" BENCH_FK="$BENCH_FK" BENCH_REVISION="$BENCH_REVISION" TMPDIR="${TMPDIR:-/tmp}" \
+        "$work/bench/run.sh" || status=$?
+    exit $status
+fi
+
+bench=$src/bench
+bindir=$("$PG_CONFIG" --bindir)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_bench_cluster.XXXXXX")
+cleanup() {
+    "$bindir/pg_ctl" -D "$tmp/data" -m fast stop >/dev/null 2>&1 || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+started=$(date +%s)
+
+NCONTESTS=100           # low contention: contests ...
+NENTRIES=10             # ... of this many entries each
+LOW_CLIENTS=(1 8 32)
+HOT_CLIENTS=32
+VARIANTS=(floor plpgsql naive cast_vote)
+SETTINGS="shared_buffers=256MB max_connections=100 max_wal_size=4GB fsync=on"
+
+"$bindir/initdb" -D "$tmp/data" -A trust -U "$(id -un)" --no-sync >"$tmp/initdb.log" 2>&1 \
+    || { cat "$tmp/initdb.log"; exit 1; }
+opts="-p $BENCH_PORT -k $tmp -c listen_addresses=''"
+for s in $SETTINGS; do opts+=" -c $s"; done
+"$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -o "$opts" start >/dev/null \
+    || { cat "$tmp/server.log"; exit 1; }
+export PGHOST=$tmp PGPORT=$BENCH_PORT PGUSER=$(id -un) PGDATABASE=bench
+"$bindir/createdb" bench
+
+q() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+qv() { q -At -c "$1"; }
+
+# ---------------------------------------------------------------- machine
+echo "== vote_guard benchmark$([ "$QUICK" = 1 ] && echo ' (QUICK)')"
+echo "machine:    $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)," \
+     "$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM," \
+     "kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+so=$("$PG_CONFIG" --pkglibdir)/vote_guard.so
+so_sum=$(md5sum <"$so")
+echo "vote_guard: ${BENCH_REVISION:-$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)}," \
+     "installed $so (md5 ${so_sum%% *})"
+echo "postgres:   $(qv 'SELECT version()')"
+echo "openssl:    $(openssl version 2>/dev/null || echo unknown)"
+echo "cluster:    $SETTINGS (unix socket only, on $BENCH_PORT)"
+echo "runs:       pgbench -M prepared, ${BENCH_SECONDS}s each after ${BENCH_WARMUP}s warm-up," \
+     "-j min(clients, $(nproc)), pgbench on the same machine"
+
+PGOPTIONS="-c bench.ncontests=$NCONTESTS -c bench.nentries=$NENTRIES" \
+    q -o /dev/null -f "$bench/setup.sql"
+if [ "$BENCH_FK" = auto ]; then
+    BENCH_FK=$(qv "SELECT count(*) FROM pg_constraint WHERE conrelid = 'vote_guard.votes'::regclass AND contype = 'f'")
+fi
+if [ "$BENCH_FK" != 0 ]; then
+    q -c 'ALTER TABLE bench_plpgsql.votes ADD FOREIGN KEY (contest_id, entry_id) REFERENCES bench_plpgsql.entries' \
+      -c 'ALTER TABLE bench_naive.votes ADD FOREIGN KEY (contest_id, entry_id) REFERENCES bench_naive.entries'
+fi
+echo "variants:   floor (one INSERT ... ON CONFLICT DO NOTHING + counter UPDATE, no FK, no hashing)," \
+     "plpgsql (SECURITY DEFINER function, pgcrypto hmac, 3 EXISTS, insert, counter update)," \
+     "naive (5 client round trips), cast_vote; plpgsql/naive votes->entries FK: $([ "$BENCH_FK" = 0 ] && echo no || echo yes)"
+echo
+IFS='|' read -r low_base low_count hot_id < <(qv 'SELECT low_base, low_count, hot_id FROM bench.config')
+
+results=$tmp/results.tsv
+oddities=$tmp/oddities.txt
+: >"$results"
+: >"$oddities"
+mkdir -p "$tmp/pgl"
+
+# CPU jiffies: the machine's busy and total time, and what this benchmark used
+# (the cluster's processes, those reaped by the postmaster, and this
+# script's children: pgbench, psql)
+cpu_snap() {
+    local pm
+    pm=$(head -n 1 "$tmp/data/postmaster.pid")
+    { grep '^cpu ' /proc/stat; cat /proc/[0-9]*/stat 2>/dev/null; } |
+        awk -v pm="$pm" -v me="$$" '
+            $1 == "cpu" { busy = $2 + $3 + $4 + $7 + $8 + $9; total = busy + $5 + $6; next }
+            { pid = $1; line = $0; sub(/^.*\) /, "", line); split(line, a, " ")
+              if (pid == pm || pid == me) mine += a[12] + a[13] + a[14] + a[15]
+              else if (a[2] == pm) mine += a[12] + a[13] }
+            END { print busy, total, mine }'
+}
+
+# percentage of the machine's CPU time that other processes took since a snapshot
+others_pct() {
+    local b0 t0 m0 b1 t1 m1
+    read -r b0 t0 m0 <<<"$1"
+    read -r b1 t1 m1 < <(cpu_snap)
+    awk -v b="$((b1 - b0))" -v t="$((t1 - t0))" -v m="$((m1 - m0))" \
+        'BEGIN { o = (t > 0) ? 100 * (b - m) / t : 0; printf "%.0f\n", (o < 0 ? 0 : o) }'
+}
+
+reset() {
+    q -c 'CALL bench.reset()'
+    q -c 'VACUUM ANALYZE'
+}
+
+# one pgbench run: pgb SYNC WORKLOAD VARIANT CLIENTS
+pgb() {
+    local sync=$1 workload=$2 variant=$3 clients=$4
+    local script=$variant params jobs name=$3 out=$tmp/pgbench.out err=$tmp/pgbench.err rc=0
+    if [ "$workload" = low ]; then
+        params=(-D cbase="$low_base" -D ncontests="$low_count" -D nentries="$NENTRIES")
+    else
+        params=(-D cbase="$hot_id" -D ncontests=1 -D nentries=1)
+        [ "$variant" = floor ] && name=floor_hot
+    fi
+    jobs=$(( clients < $(nproc) ? clients : $(nproc) ))
+    local common=(-n -M prepared -c "$clients" -j "$jobs" "${params[@]}" -f "$bench/scripts/$script.sql")
+
+    local t0=$SECONDS
+    PGOPTIONS="-c synchronous_commit=$sync" "$bindir/pgbench" "${common[@]}" \
+        -T "$BENCH_WARMUP" --random-seed=1 >/dev/null 2>&1 || true
+    reset
+    q -c CHECKPOINT
+    rm -f "$tmp"/pgl/*
+    local snap
+    snap=$(cpu_snap)
+    PGOPTIONS="-c synchronous_commit=$sync" "$bindir/pgbench" "${common[@]}" \
+        -T "$BENCH_SECONDS" --random-seed=42 -l --log-prefix="$tmp/pgl/log" >"$out" 2>"$err" || rc=$?
+
+    local tps txns failed errors
+    tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out" | tail -n 1)
+    txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
+    failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
+    errors=$(( $(grep -c -E 'aborted|ERROR|error' "$err" || true) + ${failed:-0} ))
+    if [ "$rc" != 0 ] || [ "$errors" != 0 ]; then
+        { echo "sync=$sync $workload $name c=$clients: pgbench exit $rc, $errors error line(s):"
+          head -n 5 "$err"; } >>"$oddities"
+    fi
+    # mean and p99 of the per-transaction latencies (third column, in us)
+    local lat mean p99
+    lat=$(cat "$tmp"/pgl/log.* 2>/dev/null | awk '$3 ~ /^[0-9]+$/ {print $3}' | sort -n |
+          awk '{v[NR] = $1; s += $1}
+               END {if (NR == 0) {print "- -"; exit}
+                    i = int(NR * 0.99); if (i < NR * 0.99) i++;
+                    printf "%.3f %.3f\n", s / NR / 1000, v[i] / 1000}')
+    read -r mean p99 <<<"$lat"
+    local rows drift dups
+    local others
+    others=$(others_pct "$snap")
+    IFS='|' read -r rows drift dups < <(qv "SELECT * FROM bench.check('$variant')")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sync" "$workload" "$name" "$clients" \
+        "${tps:--}" "$mean" "$p99" "${txns:-0}" "$rows" "$drift" "$dups" "$errors" "$others" >>"$results"
+    printf '   %-9s c=%-2s %10.0f tps  (%d s with warm-up and reset)\n' "$name" "$clients" "${tps:-0}" $((SECONDS - t0))
+}
+
+print_table() {
+    local sync=$1 workload=$2 title
+    if [ "$workload" = low ]; then
+        title="low contention: $low_count contests x $NENTRIES entries, new voters"
+    else
+        title="hot entry: one contest, one entry, new voters"
+    fi
+    echo
+    echo "-- synchronous_commit=$sync, $title"
+    awk -F'\t' -v sync="$sync" -v wl="$workload" '
+        $1 == sync && $2 == wl {
+            n++; row[n] = $0
+            if ($3 ~ /^floor/) floor[$4] = $5
+            if ($3 == "plpgsql") plpg[$4] = $5
+        }
+        function ratio(a, b) { return (b + 0 > 0 && a + 0 > 0) ? sprintf("%.2f", a / b) : "-" }
+        END {
+            printf "%-10s %7s %10s %9s %9s %9s %11s %9s %6s %5s %6s %7s\n", "variant", "clients", "tps",
+                   "mean ms", "p99 ms", "x floor", "x plpgsql", "rows/tx", "drift", "dups", "errors", "others%"
+            for (i = 1; i <= n; i++) {
+                split(row[i], f, "\t")
+                printf "%-10s %7s %10.0f %9s %9s %9s %11s %9s %6s %5s %6s %7s\n", f[3], f[4], f[5],
+                       f[6], f[7], ratio(f[5], floor[f[4]]), ratio(f[5], plpg[f[4]]),
+                       (f[8] > 0 ? sprintf("%.4f", f[9] / f[8]) : "-"), f[10], f[11], f[12], f[13]
+            }
+        }' "$results"
+}
+
+tables=$tmp/tables.txt
+: >"$tables"
+for sync in off on; do
+    for workload in low hot; do
+        echo "== synchronous_commit=$sync, workload $workload ($(( $(date +%s) - started )) s so far)"
+        if [ "$workload" = low ]; then clients_list=("${LOW_CLIENTS[@]}"); else clients_list=("$HOT_CLIENTS"); fi
+        for clients in "${clients_list[@]}"; do
+            for variant in "${VARIANTS[@]}"; do
+                pgb "$sync" "$workload" "$variant" "$clients"
+            done
+        done
+        print_table "$sync" "$workload" | tee -a "$tables"
+        echo
+    done
+done
+
+# ---------------------------------------------------------------- hashing
+echo "== hashing functions, per call ($BENCH_MICRO_N rows; $(( $(date +%s) - started )) s so far)"
+reset
+snap=$(cpu_snap)
+q -v n="$BENCH_MICRO_N" -v contest="$low_base" -f "$bench/micro.sql" | tee "$tmp/micro.txt"
+echo "other processes took $(others_pct "$snap")% of the machine's CPU meanwhile"
+
+# ---------------------------------------------------------------- memory
+echo "== memory: one backend, $BENCH_MEM_N cast_vote calls in one statement ($(( $(date +%s) - started )) s so far)"
+reset
+snap=$(cpu_snap)
+q -v n="$BENCH_MEM_N" -f "$bench/memcheck.sql" >"$tmp/mem.txt" 2>&1 &
+mempsql=$!
+pid=
+for _ in $(seq 1 100); do
+    pid=$(qv "SELECT pid FROM pg_stat_activity WHERE application_name = 'vg_memcheck'")
+    [ -n "$pid" ] && break
+    sleep 0.1
+done
+peak=0
+while kill -0 "$mempsql" 2>/dev/null; do
+    if [ -n "$pid" ]; then
+        kb=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+        [ -n "$kb" ] && [ "$kb" -gt "$peak" ] && peak=$kb
+    fi
+    sleep 0.2
+done
+memrc=0
+wait "$mempsql" || memrc=$?
+cat "$tmp/mem.txt"
+echo "other processes took $(others_pct "$snap")% of the machine's CPU meanwhile"
+echo "RssAnon peak while the statements ran (sampled every 0.2 s): $((peak / 1024)) MB"
+[ "$memrc" = 0 ] || echo "memory check: psql exit $memrc" >>"$oddities"
+memdrift=$(qv "SELECT coalesce(sum(abs(v.drift)), 0) FROM vote_guard.contests c, LATERAL vote_guard.verify(c.id) v")
+echo "verify() drift after the memory check: $memdrift"
+[ "$memdrift" = 0 ] || echo "memory check: verify() drift $memdrift" >>"$oddities"
+
+# ---------------------------------------------------------------- summary
+busy=$(awk -F'\t' '$13 >= 10' "$results" | wc -l)
+if [ "$busy" -gt 0 ]; then
+    echo "$busy of $(wc -l <"$results") pgbench runs shared the machine: other processes took 10% or more of its CPU (others% column)" >>"$oddities"
+fi
+if [ "$(md5sum <"$so")" != "$so_sum" ]; then
+    echo "$so was replaced while the benchmark ran (another make install?): results mix two builds" >>"$oddities"
+fi
+if grep -E -q 'ERROR|FATAL|PANIC' "$tmp/server.log"; then
+    { echo "server log:"; grep -E 'ERROR|FATAL|PANIC' "$tmp/server.log" | sort | uniq -c | sort -rn | head -n 10; } >>"$oddities"
+fi
+echo
+echo "== all tables"
+cat "$tables"
+echo
+echo "tps: transactions per second (pgbench, without connection time); mean and p99: latency per"
+echo "transaction from pgbench's per-transaction log; x floor, x plpgsql: tps relative to that variant"
+echo "at the same client count (floor_hot in the hot table); rows/tx: vote rows written per"
+echo "transaction (1 = every call was a new vote); drift: counters minus vote rows; dups: voters"
+echo "stored twice (only naive can); errors: failed transactions and client errors; others%: share"
+echo "of the machine's CPU time that processes outside this benchmark took during the run."
+echo
+if [ -s "$oddities" ]; then
+    echo "== oddities"
+    cat "$oddities"
+else
+    echo "== oddities: none (no pgbench errors, no drift, no server errors)"
+fi
+echo "total time: $(( $(date +%s) - started )) s, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
