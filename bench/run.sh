@@ -128,7 +128,8 @@ mkdir -p "$tmp/pgl"
 cpu_snap() {
     local pm
     pm=$(head -n 1 "$tmp/data/postmaster.pid")
-    { grep '^cpu ' /proc/stat; cat /proc/[0-9]*/stat 2>/dev/null; } |
+    # processes come and go while cat reads: ignore the ones gone
+    { grep '^cpu ' /proc/stat; cat /proc/[0-9]*/stat 2>/dev/null || true; } |
         awk -v pm="$pm" -v me="$$" '
             $1 == "cpu" { busy = $2 + $3 + $4 + $7 + $8 + $9; total = busy + $5 + $6; next }
             { pid = $1; line = $0; sub(/^.*\) /, "", line); split(line, a, " ")
@@ -146,9 +147,11 @@ others_pct() {
         'BEGIN { o = (t > 0) ? 100 * (b - m) / t : 0; printf "%.0f\n", (o < 0 ? 0 : o) }'
 }
 
+# analyze with the tables as a run leaves them, then empty them (see
+# bench.reset in setup.sql)
 reset() {
-    q -c 'CALL bench.reset()'
     q -c 'VACUUM ANALYZE'
+    q -c 'CALL bench.reset()'
 }
 
 # one pgbench run: pgb SYNC WORKLOAD VARIANT CLIENTS
@@ -190,12 +193,12 @@ pgb() {
           awk '{v[NR] = $1; s += $1}
                END {if (NR == 0) {print "- -"; exit}
                     i = int(NR * 0.99); if (i < NR * 0.99) i++;
-                    printf "%.3f %.3f\n", s / NR / 1000, v[i] / 1000}')
+                    printf "%.3f %.3f\n", s / NR / 1000, v[i] / 1000}' || echo "- -")
     read -r mean p99 <<<"$lat"
     local rows drift dups
     local others
     others=$(others_pct "$snap")
-    IFS='|' read -r rows drift dups < <(qv "SELECT * FROM bench.check('$variant')")
+    IFS='|' read -r rows drift dups < <(qv "SELECT * FROM bench.check('$variant')") || true
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sync" "$workload" "$name" "$clients" \
         "${tps:--}" "$mean" "$p99" "${txns:-0}" "$rows" "$drift" "$dups" "$errors" "$others" >>"$results"
     printf '   %-9s c=%-2s %10.0f tps  (%d s with warm-up and reset)\n' "$name" "$clients" "${tps:-0}" $((SECONDS - t0))
