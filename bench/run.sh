@@ -6,7 +6,7 @@
 # the memory of one backend calling cast_vote many times.  It only reports:
 # there are no timed assertions.
 #
-#   bench/run.sh              # about 10 minutes
+#   bench/run.sh              # about 9 minutes
 #   QUICK=1 bench/run.sh      # smoke run: 3 s per pgbench run, smaller N
 #
 # As root it first installs missing packages, builds and installs the
@@ -17,9 +17,11 @@
 # Environment: BENCH_SECONDS (per pgbench run; 10, QUICK 3), BENCH_WARMUP
 # (seconds of warm-up before each run; 1), BENCH_MEM_N (cast_vote calls of
 # the memory check; 1000000, QUICK 100000), BENCH_MICRO_N (rows of the
-# hashing micro-benchmark; 1000000, QUICK 100000), BENCH_FK (1: the votes
-# tables of plpgsql and naive reference their entries like vote_guard's do;
-# 0: drop that foreign key), BENCH_PORT (55440), PG_MAJOR (15).
+# hashing micro-benchmark; 1000000, QUICK 100000), BENCH_MEM_PGOPTIONS
+# (PGOPTIONS for the memory check's session, e.g. "-c plan_cache_mode=
+# force_generic_plan"; empty), BENCH_FK (whether the votes tables of plpgsql
+# and naive have a foreign key to their entries: auto = as vote_guard.votes
+# has one or not, 1 or 0), BENCH_PORT (55440), PG_MAJOR (15).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +39,7 @@ BENCH_MICRO_N=${BENCH_MICRO_N:-${defaults[2]}}
 BENCH_WARMUP=${BENCH_WARMUP:-1}
 BENCH_PORT=${BENCH_PORT:-55440}
 BENCH_FK=${BENCH_FK:-auto}
+BENCH_MEM_PGOPTIONS=${BENCH_MEM_PGOPTIONS:-}
 
 if [ "$(id -u)" = 0 ]; then
     "$src/test/install-deps.sh"
@@ -52,7 +55,7 @@ if [ "$(id -u)" = 0 ]; then
     runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" PATH="$PATH" QUICK="$QUICK" \
         BENCH_SECONDS="$BENCH_SECONDS" BENCH_WARMUP="$BENCH_WARMUP" \
         BENCH_MEM_N="$BENCH_MEM_N" BENCH_MICRO_N="$BENCH_MICRO_N" \
-        BENCH_PORT="$BENCH_PORT" BENCH_FK="$BENCH_FK" BENCH_REVISION="$BENCH_REVISION" TMPDIR="${TMPDIR:-/tmp}" \
+        BENCH_PORT="$BENCH_PORT" BENCH_FK="$BENCH_FK" BENCH_MEM_PGOPTIONS="$BENCH_MEM_PGOPTIONS" BENCH_REVISION="$BENCH_REVISION" TMPDIR="${TMPDIR:-/tmp}" \
         "$work/bench/run.sh" || status=$?
     exit $status
 fi
@@ -147,9 +150,10 @@ others_pct() {
         'BEGIN { o = (t > 0) ? 100 * (b - m) / t : 0; printf "%.0f\n", (o < 0 ? 0 : o) }'
 }
 
-# analyze with the tables as a run leaves them, then empty them (see
-# bench.reset in setup.sql)
+# empty tables with the same statistics before every run (see bench.reset
+# in setup.sql): fixed data set, VACUUM ANALYZE, empty again
 reset() {
+    q -c 'CALL bench.reset()' -c 'CALL bench.prime()'
     q -c 'VACUUM ANALYZE'
     q -c 'CALL bench.reset()'
 }
@@ -256,10 +260,10 @@ q -v n="$BENCH_MICRO_N" -v contest="$low_base" -f "$bench/micro.sql" | tee "$tmp
 echo "other processes took $(others_pct "$snap")% of the machine's CPU meanwhile"
 
 # ---------------------------------------------------------------- memory
-echo "== memory: one backend, $BENCH_MEM_N cast_vote calls in one statement ($(( $(date +%s) - started )) s so far)"
+echo "== memory: one backend, $BENCH_MEM_N cast_vote calls in one statement${BENCH_MEM_PGOPTIONS:+ (PGOPTIONS $BENCH_MEM_PGOPTIONS)} ($(( $(date +%s) - started )) s so far)"
 reset
 snap=$(cpu_snap)
-q -v n="$BENCH_MEM_N" -f "$bench/memcheck.sql" >"$tmp/mem.txt" 2>&1 &
+PGOPTIONS="$BENCH_MEM_PGOPTIONS" q -v n="$BENCH_MEM_N" -f "$bench/memcheck.sql" >"$tmp/mem.txt" 2>&1 &
 mempsql=$!
 pid=
 for _ in $(seq 1 100); do
@@ -281,6 +285,8 @@ cat "$tmp/mem.txt"
 echo "other processes took $(others_pct "$snap")% of the machine's CPU meanwhile"
 echo "RssAnon peak while the statements ran (sampled every 0.2 s): $((peak / 1024)) MB"
 [ "$memrc" = 0 ] || echo "memory check: psql exit $memrc" >>"$oddities"
+# fresh statistics first: verify() plans its lookups once per query
+q -c 'ANALYZE'
 memdrift=$(qv "SELECT coalesce(sum(abs(v.drift)), 0) FROM vote_guard.contests c, LATERAL vote_guard.verify(c.id) v")
 echo "verify() drift after the memory check: $memdrift"
 [ "$memdrift" = 0 ] || echo "memory check: verify() drift $memdrift" >>"$oddities"
