@@ -160,5 +160,6 @@ extern void vg_email_key(VgContestKeys *keys, const char *normalized,
 /* vg_trigger.c */
 extern void vg_lock_contest(int64 contest_id, bool exclusive);
 extern int32 vg_counter_slot(void);
+extern int64 vg_entry_count(int64 contest_id, int64 entry_id);
 
 #endif							/* VOTE_GUARD_H */
