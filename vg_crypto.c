@@ -10,7 +10,7 @@
  *
  * (contest_id as 8 bytes, big-endian), so one voter's keys in two contests
  * cannot be linked.  Each backend keeps the derived keys, as ready-keyed
- * OpenSSL HMAC contexts, in a hash table; secrets never change once written
+ * HMAC contexts, in a hash table; secrets never change once written
  * and any insert or delete on vote_guard.secrets flushes the table in every
  * backend (relcache invalidation).
  *
@@ -18,8 +18,26 @@
  */
 #include "postgres.h"
 
+/*
+ * HMAC-SHA-256 comes in two builds.  The default uses OpenSSL's SHA-256
+ * functions directly: a key is turned once into the two hash states after
+ * its inner and outer padded blocks (RFC 2104, section 4), and every MAC
+ * resumes from copies of them, two compression rounds and no allocation.
+ * OpenSSL 3's EVP_MAC re-creates both digest contexts from the key on each
+ * MAC, which costs as much again as the hashing.  The SHA256_* functions are
+ * deprecated by OpenSSL 3 but still part of it; an OpenSSL built without
+ * them (OPENSSL_NO_DEPRECATED_3_0), or a build with -DVG_HMAC_EVP, uses
+ * EVP_MAC with a context kept keyed instead.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#if defined(OPENSSL_NO_DEPRECATED_3_0) && !defined(VG_HMAC_EVP)
+#define VG_HMAC_EVP 1
+#endif
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -38,7 +56,13 @@
 /* An HMAC-SHA-256 context holding its key, reusable for any number of MACs. */
 typedef struct VgHmacCtx
 {
-	EVP_MAC_CTX *ctx;
+	bool		keyed;
+#ifdef VG_HMAC_EVP
+	EVP_MAC_CTX *ctx;			/* OpenSSL's memory */
+#else
+	SHA256_CTX	inner;			/* state after (key XOR ipad) */
+	SHA256_CTX	outer;			/* state after (key XOR opad) */
+#endif
 } VgHmacCtx;
 
 struct VgContestKeys
@@ -49,25 +73,9 @@ struct VgContestKeys
 	VgHmacCtx	email;
 };
 
-static EVP_MAC *hmac_alg = NULL;
 static HTAB *contest_keys = NULL;
 static Oid	secrets_relid = InvalidOid;
 static bool inval_registered = false;
-
-/* Fetch the HMAC implementation once per backend. */
-static EVP_MAC *
-vg_hmac_alg(void)
-{
-	if (hmac_alg == NULL)
-	{
-		hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-		if (hmac_alg == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("could not load OpenSSL's HMAC implementation")));
-	}
-	return hmac_alg;
-}
 
 static void
 hmac_ctx_error(const char *what)
@@ -77,18 +85,25 @@ hmac_ctx_error(const char *what)
 			 errmsg("OpenSSL HMAC-SHA-256 failed: %s", what)));
 }
 
-/* Key a new context; ctx->ctx is NULL on entry. */
+#ifdef VG_HMAC_EVP
+
+static EVP_MAC *hmac_alg = NULL;
+
+/* Key a new context; ctx is unkeyed on entry. */
 static void
 hmac_ctx_init(VgHmacCtx *ctx, const uint8 *key, size_t keylen)
 {
 	OSSL_PARAM	params[2];
 	static const uint8 empty_key[1] = {0};
 
+	if (hmac_alg == NULL &&
+		(hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
+		hmac_ctx_error("could not load the HMAC implementation");
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 												 (char *) "SHA256", 0);
 	params[1] = OSSL_PARAM_construct_end();
 
-	ctx->ctx = EVP_MAC_CTX_new(vg_hmac_alg());
+	ctx->ctx = EVP_MAC_CTX_new(hmac_alg);
 	if (ctx->ctx == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -100,14 +115,17 @@ hmac_ctx_init(VgHmacCtx *ctx, const uint8 *key, size_t keylen)
 		ctx->ctx = NULL;
 		hmac_ctx_error("could not set the key");
 	}
+	ctx->keyed = true;
 }
 
+/* Forget the key; the context may be keyed again. */
 static void
 hmac_ctx_free(VgHmacCtx *ctx)
 {
-	if (ctx->ctx != NULL)
+	if (ctx->keyed)
 		EVP_MAC_CTX_free(ctx->ctx);
 	ctx->ctx = NULL;
+	ctx->keyed = false;
 }
 
 /* One MAC with a keyed context; the context stays keyed for the next one. */
@@ -124,12 +142,76 @@ hmac_ctx_mac(VgHmacCtx *ctx, const uint8 *data, size_t len, uint8 *out)
 		hmac_ctx_error("could not compute the MAC");
 }
 
+#else							/* !VG_HMAC_EVP */
+
+/* Key a new context; ctx is unkeyed on entry. */
+static void
+hmac_ctx_init(VgHmacCtx *ctx, const uint8 *key, size_t keylen)
+{
+	uint8		block[SHA256_CBLOCK];
+	int			i;
+	bool		ok;
+
+	/* a key longer than a block is replaced by its hash; then zero-padded */
+	memset(block, 0, sizeof(block));
+	if (keylen > SHA256_CBLOCK)
+		ok = SHA256(key, keylen, block) != NULL;
+	else
+	{
+		if (keylen > 0)
+			memcpy(block, key, keylen);
+		ok = true;
+	}
+
+	for (i = 0; i < SHA256_CBLOCK; i++)
+		block[i] ^= 0x36;
+	ok = ok && SHA256_Init(&ctx->inner) &&
+		SHA256_Update(&ctx->inner, block, SHA256_CBLOCK);
+	for (i = 0; i < SHA256_CBLOCK; i++)
+		block[i] ^= 0x36 ^ 0x5c;
+	ok = ok && SHA256_Init(&ctx->outer) &&
+		SHA256_Update(&ctx->outer, block, SHA256_CBLOCK);
+	explicit_bzero(block, sizeof(block));
+	if (!ok)
+	{
+		explicit_bzero(ctx, sizeof(*ctx));
+		hmac_ctx_error("could not set the key");
+	}
+	ctx->keyed = true;
+}
+
+/* Forget the key; the context may be keyed again. */
+static void
+hmac_ctx_free(VgHmacCtx *ctx)
+{
+	explicit_bzero(ctx, sizeof(*ctx));
+}
+
+/* One MAC with a keyed context; the context stays keyed for the next one. */
+static void
+hmac_ctx_mac(VgHmacCtx *ctx, const uint8 *data, size_t len, uint8 *out)
+{
+	SHA256_CTX	sha = ctx->inner;
+	uint8		inner_hash[SHA256_DIGEST_LENGTH];
+	bool		ok;
+
+	ok = SHA256_Update(&sha, data, len) && SHA256_Final(inner_hash, &sha);
+	sha = ctx->outer;
+	ok = ok && SHA256_Update(&sha, inner_hash, sizeof(inner_hash)) &&
+		SHA256_Final(out, &sha);
+	explicit_bzero(&sha, sizeof(sha));
+	if (!ok)
+		hmac_ctx_error("could not compute the MAC");
+}
+
+#endif							/* VG_HMAC_EVP */
+
 /* HMAC-SHA-256 of data under key, into out (VG_HMAC_LEN bytes). */
 void
 vg_hmac(const uint8 *key, size_t keylen, const uint8 *data, size_t datalen,
 		uint8 *out)
 {
-	VgHmacCtx	ctx = {NULL};
+	VgHmacCtx	ctx = {false};
 
 	hmac_ctx_init(&ctx, key, keylen);
 	PG_TRY();
@@ -145,8 +227,9 @@ vg_hmac(const uint8 *key, size_t keylen, const uint8 *data, size_t datalen,
 
 /*
  * hmac_sha256()'s keyed context, kept for the query in fn_extra: a query
- * that hashes many rows under one key keys OpenSSL's context once.  The
- * context is OpenSSL's memory, given back when the query's memory goes.
+ * that hashes many rows under one key keys the context once.  When the
+ * query's memory goes, a callback wipes the key (and gives back OpenSSL's
+ * memory in the EVP_MAC build).
  */
 typedef struct HmacCallCache
 {
@@ -183,7 +266,7 @@ vg_hmac_sha256(PG_FUNCTION_ARGS)
 		MemoryContextRegisterResetCallback(fcinfo->flinfo->fn_mcxt, &cache->free_cb);
 		fcinfo->flinfo->fn_extra = cache;
 	}
-	if (cache->ctx.ctx == NULL || cache->keylen != keylen ||
+	if (!cache->ctx.keyed || cache->keylen != keylen ||
 		memcmp(cache->key, keybytes, keylen) != 0)
 	{
 		hmac_ctx_free(&cache->ctx);
@@ -283,8 +366,8 @@ derive_contest_keys(VgContestKeys *entry, int64 contest_id, int32 version)
 	memcpy(info, &be_id, sizeof(info));
 
 	entry->secret_version = version;
-	entry->ip.ctx = NULL;
-	entry->email.ctx = NULL;
+	entry->ip.keyed = false;
+	entry->email.keyed = false;
 
 	PG_TRY();
 	{
@@ -306,7 +389,7 @@ derive_contest_keys(VgContestKeys *entry, int64 contest_id, int32 version)
 	}
 	PG_CATCH();
 	{
-		/* OpenSSL memory is not in a memory context: give it back */
+		/* OpenSSL's memory is not in a memory context: give it back */
 		hmac_ctx_free(&entry->ip);
 		hmac_ctx_free(&entry->email);
 		PG_RE_THROW();
@@ -337,7 +420,7 @@ vg_contest_keys(int64 contest_id, int32 secret_version)
 
 	entry = hash_search(contest_keys, &contest_id, HASH_FIND, &found);
 	if (found && entry->secret_version == secret_version &&
-		entry->ip.ctx != NULL && entry->email.ctx != NULL)
+		entry->ip.keyed && entry->email.keyed)
 		return entry;
 
 	if (found)

@@ -10,7 +10,12 @@
 # server refuses to run as root) on a copy of the tree.  As another user the
 # extension must already be installed (make install).
 #
-# Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432).
+# As root the regression suite then runs a second time against a build with
+# the EVP_MAC implementation of HMAC-SHA-256 (-DVG_HMAC_EVP), and the last
+# line sums both runs.
+#
+# Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432),
+# VG_SUITES (default "regress isolation tap").
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,18 +25,43 @@ port=${VG_TEST_PORT:-55432}
 
 if [ "$(id -u)" = 0 ]; then
     "$src/test/install-deps.sh"
+    build() {
+        make -C "$src" -s clean
+        make -C "$src" -s all "$@"
+        make -C "$src" -s install "$@"
+    }
     echo "== build and install (PostgreSQL $PG_MAJOR)"
-    make -C "$src" -s clean
-    make -C "$src" -s all
-    make -C "$src" -s install
+    build
     work=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_test.XXXXXX")
     trap 'rm -rf "$work"' EXIT
     # a clean copy of the tree the unprivileged user can write into
     tar -C "$src" --exclude=.git -cf - . | tar -C "$work" -xf -
+    touch "$work/counts"
     chown -R postgres: "$work"
     status=0
-    runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" VG_TEST_PORT="$port" \
-        PATH="$PATH" "$work/test/run-all.sh" || status=$?
+    # run the suites as postgres; a run that stops before its summary line
+    # counts as one failure
+    as_postgres() {
+        local before rc=0
+        before=$(wc -l <"$work/counts")
+        runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" VG_TEST_PORT="$port" \
+            PATH="$PATH" VG_COUNTS="$work/counts" "$@" "$work/test/run-all.sh" || rc=$?
+        if [ "$rc" != 0 ]; then
+            status=$rc
+            [ "$(wc -l <"$work/counts")" != "$before" ] || echo "0 1" >>"$work/counts"
+        fi
+    }
+    as_postgres
+    # HMAC-SHA-256 has a second implementation, for an OpenSSL without its
+    # deprecated SHA-256 functions (vg_crypto.c): the regression suite again
+    # with that one, then the default build back in place
+    echo "== build and install with -DVG_HMAC_EVP"
+    build PG_CPPFLAGS=-DVG_HMAC_EVP
+    as_postgres VG_SUITES=regress
+    build
+    echo
+    awk '{ p += $1; f += $2 } END { printf "vote_guard tests: %d passed, %d failed\n", p, f }' \
+        "$work/counts"
     exit $status
 fi
 
@@ -82,23 +112,31 @@ run_suite() {
     if [ "$rc" != 0 ]; then
         suites_failed+=("$name")
         for diffs in regression.diffs test/isolation/regression.diffs; do
-            [ -s "$diffs" ] && { echo "-- $diffs"; head -n 200 "$diffs"; }
+            if [ -s "$diffs" ]; then echo "-- $diffs"; head -n 200 "$diffs" || true; fi
         done
         [ "$name" = tap ] && tail -n 60 "$log"
-        find tmp_check/log -name 'regress_log_*' 2>/dev/null | while read -r f; do
-            echo "-- $f"; tail -n 40 "$f"; done
+        if [ -d tmp_check/log ]; then
+            find tmp_check/log -name 'regress_log_*' | while read -r f; do
+                echo "-- $f"; tail -n 40 "$f"; done
+        fi
     fi
     return 0
 }
 
 mk=(make -s installcheck)
-run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS=
-run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS=
-run_suite tap       "${mk[@]}" REGRESS= ISOLATION=
+for suite in ${VG_SUITES:-regress isolation tap}; do
+    case $suite in
+        regress)   run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS= ;;
+        isolation) run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS= ;;
+        tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
+        *) echo "unknown suite: $suite" >&2; exit 2 ;;
+    esac
+done
 
 echo
 if [ ${#suites_failed[@]} -gt 0 ]; then
     echo "failed suites: ${suites_failed[*]}"
 fi
 echo "vote_guard tests: $passed passed, $failed failed"
+[ -n "${VG_COUNTS:-}" ] && echo "$passed $failed" >>"$VG_COUNTS"
 [ "$failed" = 0 ]
