@@ -327,8 +327,8 @@ secrets_inval_callback(Datum arg, Oid relid)
 }
 
 /*
- * Read both secrets of a version (SPI must be connected) and derive a
- * contest's two keys from them.
+ * Read both secrets of a version and derive a contest's two keys from them.
+ * (SPI connected; the caller's own connection, if any, is left alone.)
  */
 static void
 derive_contest_keys(VgContestKeys *entry, int64 contest_id, int32 version)
@@ -400,7 +400,7 @@ derive_contest_keys(VgContestKeys *entry, int64 contest_id, int32 version)
 
 /*
  * The derived keys of a contest, from the backend's cache or, the first time,
- * from vote_guard.secrets.  SPI must be connected.
+ * from vote_guard.secrets.
  */
 VgContestKeys *
 vg_contest_keys(int64 contest_id, int32 secret_version)
@@ -435,7 +435,10 @@ vg_contest_keys(int64 contest_id, int32 secret_version)
 		VgContestKeys fresh;
 
 		fresh.contest_id = contest_id;
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
 		derive_contest_keys(&fresh, contest_id, secret_version);
+		SPI_finish();
 		entry = hash_search(contest_keys, &contest_id, HASH_ENTER, &found);
 		entry->secret_version = fresh.secret_version;
 		entry->ip = fresh.ip;

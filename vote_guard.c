@@ -829,34 +829,46 @@ vg_retract_vote(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result_datum(fcinfo, &res));
 }
 
-/* The contest's prefixes and secret version, for the key functions. */
-static void
-load_key_settings(int64 contest_id, int32 *ipv4_prefix, int32 *ipv6_prefix,
-				  int32 *secret_version)
+/*
+ * The contest settings the key functions need, kept in fn_extra for the
+ * query: a query that computes many keys for one contest reads it once.
+ * (They cannot change once votes depend on them; see the contests trigger.)
+ */
+typedef struct KeySettings
 {
+	int64		contest_id;		/* 0: none yet */
+	int32		ipv4_prefix;
+	int32		ipv6_prefix;
+	int32		secret_version;
+} KeySettings;
+
+static const KeySettings *
+key_settings(FunctionCallInfo fcinfo, int64 contest_id)
+{
+	KeySettings *ks = fcinfo->flinfo->fn_extra;
 	Datum		arg = Int64GetDatum(contest_id);
 	bool		isnull;
 
+	if (ks == NULL)
+		ks = fcinfo->flinfo->fn_extra =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(KeySettings));
+	if (ks->contest_id == contest_id && contest_id != 0)
+		return ks;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	prepare_plans();
 	vg_execute(plan_prefixes, &arg, NULL, SPI_OK_SELECT, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("contest " INT64_FORMAT " does not exist", contest_id)));
-	*ipv4_prefix = DatumGetInt32(vg_spi_value(0, 1, &isnull));
-	*ipv6_prefix = DatumGetInt32(vg_spi_value(0, 2, &isnull));
-	*secret_version = DatumGetInt32(vg_spi_value(0, 3, &isnull));
-}
-
-/* Copy a key out of SPI memory into the caller's context. */
-static Datum
-key_result(const uint8 *key)
-{
-	bytea	   *b = SPI_palloc(VARHDRSZ + VG_HMAC_LEN);
-
-	SET_VARSIZE(b, VARHDRSZ + VG_HMAC_LEN);
-	memcpy(VARDATA(b), key, VG_HMAC_LEN);
-	return PointerGetDatum(b);
+	ks->ipv4_prefix = DatumGetInt32(vg_spi_value(0, 1, &isnull));
+	ks->ipv6_prefix = DatumGetInt32(vg_spi_value(0, 2, &isnull));
+	ks->secret_version = DatumGetInt32(vg_spi_value(0, 3, &isnull));
+	ks->contest_id = contest_id;
+	SPI_finish();
+	return ks;
 }
 
 PG_FUNCTION_INFO_V1(vg_ip_key_fn);
@@ -867,25 +879,19 @@ vg_ip_key_fn(PG_FUNCTION_ARGS)
 {
 	int64		contest_id = PG_GETARG_INT64(0);
 	inet	   *ip = PG_GETARG_INET_PP(1);
-	int32		p4,
-				p6,
-				version;
+	const KeySettings *ks;
 	VgIpBytes	ipb;
 	uint8		key[VG_HMAC_LEN];
-	Datum		result;
 
 	if (!vg_inet_is_host(ip))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("voter address must be a host address, without a netmask")));
 
-	SPI_connect();
-	load_key_settings(contest_id, &p4, &p6, &version);
-	vg_ip_canonical(ip, p4, p6, &ipb);
-	vg_ip_key(vg_contest_keys(contest_id, version), &ipb, key);
-	result = key_result(key);
-	SPI_finish();
-	PG_RETURN_DATUM(result);
+	ks = key_settings(fcinfo, contest_id);
+	vg_ip_canonical(ip, ks->ipv4_prefix, ks->ipv6_prefix, &ipb);
+	vg_ip_key(vg_contest_keys(contest_id, ks->secret_version), &ipb, key);
+	PG_RETURN_DATUM(key_datum(key));
 }
 
 PG_FUNCTION_INFO_V1(vg_email_key_fn);
@@ -896,21 +902,16 @@ vg_email_key_fn(PG_FUNCTION_ARGS)
 {
 	int64		contest_id = PG_GETARG_INT64(0);
 	text	   *email = PG_GETARG_TEXT_PP(1);
+	const KeySettings *ks;
 	char	   *norm;
-	int32		p4,
-				p6,
-				version;
 	uint8		key[VG_HMAC_LEN];
-	Datum		result;
 
 	norm = vg_normalize_email_cstr(VARDATA_ANY(email), VARSIZE_ANY_EXHDR(email));
 	if (norm == NULL)
 		PG_RETURN_NULL();
 
-	SPI_connect();
-	load_key_settings(contest_id, &p4, &p6, &version);
-	vg_email_key(vg_contest_keys(contest_id, version), norm, key);
-	result = key_result(key);
-	SPI_finish();
-	PG_RETURN_DATUM(result);
+	ks = key_settings(fcinfo, contest_id);
+	vg_email_key(vg_contest_keys(contest_id, ks->secret_version), norm, key);
+	pfree(norm);
+	PG_RETURN_DATUM(key_datum(key));
 }

@@ -117,6 +117,21 @@ SELECT vote_guard.ip_key(:ca, '192.0.2.1') <> vote_guard.ip_key(:cb, '192.0.2.1'
        vote_guard.email_key(:ca, 'voter@example.com')
          <> vote_guard.email_key(:cb, 'voter@example.com') AS email_a_b_differ;
 
+-- one query, contests alternating row by row: each row gets its own
+-- contest's prefixes and keys (the functions keep the last contest's
+-- settings for the query)
+SELECT t.n, t.c = :cw AS wide,
+       vote_guard.ip_key(t.c, '192.0.2.1') = vote_guard.ip_key(t.c, '192.0.2.200') AS same_24,
+       vote_guard.ip_key(t.c, '192.0.2.1') = CASE WHEN t.c = :cw THEN w.k ELSE a.k END AS own_key,
+       vote_guard.email_key(t.c, 'voter@example.com') = CASE WHEN t.c = :cw THEN w.e ELSE a.e END AS own_email_key
+  FROM (VALUES (1, :ca), (2, :cw), (3, :cw), (4, :ca), (5, :cw)) AS t(n, c),
+       (SELECT vote_guard.ip_key(:ca, '192.0.2.1') AS k, vote_guard.email_key(:ca, 'voter@example.com') AS e) a,
+       (SELECT vote_guard.ip_key(:cw, '192.0.2.1') AS k, vote_guard.email_key(:cw, 'voter@example.com') AS e) w
+ ORDER BY t.n;
+-- a missing contest after good rows is still an error
+SELECT count(vote_guard.ip_key(c, '192.0.2.1'))
+  FROM (VALUES (:ca), (:ca), (9223372036854775807)) AS t(c);
+
 -- e-mail keys are taken from the normalised address
 SELECT label, vote_guard.email_key(:ca, a) = vote_guard.email_key(:ca, b) AS same_key
   FROM (VALUES
