@@ -3,6 +3,7 @@ MODULE_big = vote_guard
 OBJS = \
 	vote_guard.o \
 	vg_crypto.o \
+	vg_lookup.o \
 	vg_normalize.o \
 	vg_policy.o \
 	vg_trigger.o

@@ -46,7 +46,6 @@
 
 static SPIPlanPtr plan_contest = NULL;
 static SPIPlanPtr plan_contest_share = NULL;
-static SPIPlanPtr plan_entry = NULL;
 static SPIPlanPtr plan_state = NULL;
 
 /*
@@ -110,7 +109,6 @@ static void
 prepare_policy_plans(void)
 {
 	Oid			contest_args[1] = {INT8OID};
-	Oid			entry_args[2] = {INT8OID, INT8OID};
 	Oid			state_args[8] = {INT8OID, BYTEAOID, TEXTOID, BYTEAOID, TEXTOID,
 	INT4OID, TIMESTAMPTZOID, INT8OID};
 
@@ -119,10 +117,6 @@ prepare_policy_plans(void)
 	plan_contest = vg_prepare_kept(CONTEST_QUERY, 1, contest_args);
 	plan_contest_share = vg_prepare_kept(CONTEST_QUERY " FOR SHARE OF c",
 										 1, contest_args);
-	plan_entry = vg_prepare_kept("SELECT 1 FROM vote_guard.entries e"
-								 " WHERE e.contest_id OPERATOR(pg_catalog.=) $1"
-								 "   AND e.entry_id OPERATOR(pg_catalog.=) $2",
-								 2, entry_args);
 	plan_state = vg_prepare_kept(STATE_QUERY, 8, state_args);
 }
 
@@ -228,37 +222,6 @@ vg_load_contest(int64 contest_id, VgContest *c)
 
 	if (!snapshot_mode)
 		contest_cache_lookup(contest_id, true)->contest = *c;
-	return true;
-}
-
-/*
- * Is entry_id one of the contest's entries?  (SPI connected)  Under
- * REPEATABLE READ and SERIALIZABLE an entry the snapshot shows but that has
- * been removed since is a serialization failure: a vote for it must not be
- * written.
- */
-bool
-vg_entry_exists(int64 contest_id, int64 entry_id)
-{
-	Datum		args[2] = {Int64GetDatum(contest_id), Int64GetDatum(entry_id)};
-	int			ret;
-
-	prepare_policy_plans();
-	vg_execute(plan_entry, args, NULL, SPI_OK_SELECT, 1);
-	if (SPI_processed == 0)
-		return false;
-	if (!IsolationUsesXactSnapshot())
-		return true;
-	ret = SPI_execute_snapshot(plan_entry, args, NULL, GetLatestSnapshot(),
-							   InvalidSnapshot, true, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access due to a concurrent removal of entry " INT64_FORMAT,
-						entry_id),
-				 errhint("Retry the transaction.")));
 	return true;
 }
 

@@ -14,12 +14,7 @@
  */
 #include "postgres.h"
 
-#include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/stratnum.h"
-#include "access/table.h"
-#include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -27,11 +22,8 @@
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/datum.h"
-#include "utils/fmgroids.h"
 #include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/snapmgr.h"
 
 #include "vote_guard.h"
 #include "vg_compat.h"
@@ -67,85 +59,6 @@ int32
 vg_counter_slot(void)
 {
 	return VG_MY_BACKEND_NUMBER % VG_COUNTER_SLOTS;
-}
-
-/* vote_guard.counters and its primary key, looked up once per backend */
-static Oid	counters_relid = InvalidOid;
-static Oid	counters_pkey = InvalidOid;
-static bool counters_callback_registered = false;
-
-static void
-counters_relcache_callback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == counters_relid)
-		counters_relid = counters_pkey = InvalidOid;
-}
-
-/*
- * An entry's count: the sum of its counter slots as the transaction sees
- * them now, its own changes included.
- *
- * This is read with a scan of the counters' primary key, not with a query:
- * at most VG_COUNTER_SLOTS index tuples, whatever the planner's statistics
- * say.  (As a query it is planned from the statistics: counters analyzed
- * while nearly empty, or one hot contest dominating them, made the planner
- * pick a sequential scan or plan again on every call.)  systable_beginscan
- * is PostgreSQL's interface for such a key lookup, on any heap relation.
- */
-int64
-vg_entry_count(int64 contest_id, int64 entry_id)
-{
-	Relation	rel;
-	SysScanDesc scan;
-	ScanKeyData keys[2];
-	HeapTuple	tup;
-	int64		sum = 0;
-
-	if (!counters_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(counters_relcache_callback, (Datum) 0);
-		counters_callback_registered = true;
-	}
-	if (!OidIsValid(counters_pkey))
-	{
-		Oid			relid = get_relname_relid("counters",
-											  get_namespace_oid("vote_guard", false));
-
-		if (!OidIsValid(relid))
-			elog(ERROR, "vote_guard.counters does not exist");
-		rel = table_open(relid, AccessShareLock);
-		list_free(RelationGetIndexList(rel));
-		if (!OidIsValid(rel->rd_pkindex))
-			elog(ERROR, "vote_guard.counters has no primary key");
-		counters_pkey = rel->rd_pkindex;
-		counters_relid = relid;
-	}
-	else
-		rel = table_open(counters_relid, AccessShareLock);
-
-	/* see this transaction's writes up to now, as a next statement would */
-	CommandCounterIncrement();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	UpdateActiveSnapshotCommandId();
-
-	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
-				Int64GetDatum(contest_id));
-	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ,
-				Int64GetDatum(entry_id));
-	scan = systable_beginscan(rel, counters_pkey, true, GetActiveSnapshot(),
-							  2, keys);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		bool		isnull;
-		Datum		votes = heap_getattr(tup, 4, RelationGetDescr(rel), &isnull);
-
-		if (!isnull)
-			sum += DatumGetInt64(votes);
-	}
-	systable_endscan(scan);
-	PopActiveSnapshot();
-	table_close(rel, NoLock);
-	return sum;
 }
 
 /*

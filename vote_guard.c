@@ -7,11 +7,12 @@
  * The order of work in cast_vote:
  *
  *	1. arguments are checked without touching a table (invalid_input);
- *	2. the contest's lock is taken in share mode (READ COMMITTED), then one
- *	   query reads the contest and whether the entry exists (with FOR SHARE
- *	   of the contest row under REPEATABLE READ and SERIALIZABLE, where the
- *	   transaction's snapshot may predate a close);
- *	3. time window, login and identity rules give their codes;
+ *	2. the contest's lock is taken in share mode (READ COMMITTED), and the
+ *	   contest read from the backend's cache (under REPEATABLE READ and
+ *	   SERIALIZABLE: read with FOR SHARE of its row, as the transaction's
+ *	   snapshot may predate a close);
+ *	3. time window, login and identity rules give their codes; the entry
+ *	   is looked up in the primary key of entries (vg_lookup.c);
  *	4. the voter's keys are computed (HMAC, derived per contest);
  *	5. with one vote per voter and no cooldown, one INSERT ... ON CONFLICT DO
  *	   NOTHING writes the vote and the partial unique indexes decide: two
@@ -196,18 +197,15 @@ prepare_plans(void)
 		return;
 
 	/*
-	 * The vote and its counter in one statement.  No row: no such entry, or
-	 * a unique index said no.
+	 * The vote and its counter in one statement.  No row: a unique index
+	 * said no.
 	 */
 	plan_insert = vg_prepare_kept(
 		"WITH v AS ("
 		"  INSERT INTO vote_guard.votes"
 		"         (contest_id, entry_id, ip_key, user_id, email_key, request_id,"
 		"          window_no, ip_slot, user_slot, email_slot)"
-		"  SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
-		"   WHERE EXISTS (SELECT 1 FROM vote_guard.entries e"
-		"                  WHERE e.contest_id OPERATOR(pg_catalog.=) $1"
-		"                    AND e.entry_id OPERATOR(pg_catalog.=) $2)"
+		"  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 		"  ON CONFLICT DO NOTHING"
 		"  RETURNING vote_id),"
 		" k AS ("
@@ -403,11 +401,10 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 		return;
 	}
 	/*
-	 * The entry: checked here where the policy needs it or the snapshot may
-	 * be old, else by the insert itself.
+	 * The entry.  It cannot go away before this transaction ends: removing
+	 * an entry takes the contest's lock in exclusive mode (entries trigger).
 	 */
-	if ((locked || IsolationUsesXactSnapshot()) &&
-		!vg_entry_exists(contest_id, entry_id))
+	if (!vg_entry_exists(contest_id, entry_id))
 	{
 		reject(contest_id, c, request_id, VG_ENTRY_NOT_FOUND, res);
 		return;
@@ -486,12 +483,7 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 			return;
 		}
 
-		/* no such entry, or a unique index said no: find out why */
-		if (!locked && !vg_entry_exists(contest_id, entry_id))
-		{
-			reject(contest_id, c, request_id, VG_ENTRY_NOT_FOUND, res);
-			return;
-		}
+		/* a unique index said no: find out why */
 		vg_decide(contest_id, entry_id, c, &v, PointerGetDatum(request_id),
 				  now, 0, &d);
 		if (d.replay || d.code != VG_OK)
