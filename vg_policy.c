@@ -583,6 +583,26 @@ code_name(VgCode code)
 	}
 }
 
+/*
+ * user_id and request_id of a row written to votes: 1 to 256 characters, as
+ * cast_vote requires of its arguments.  (Not a CHECK constraint: see the
+ * votes table in the install script.)
+ */
+static void
+check_text_column(Relation rel, HeapTuple tup, const char *column, int max_chars)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		isnull;
+	Datum		d = heap_getattr(tup, votes_attnum(desc, column), desc, &isnull);
+
+	if (!isnull && !vg_text_length_ok(DatumGetTextPP(d), max_chars))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("%s of a vote must be 1 to %d characters long",
+						column, max_chars),
+				 errtableconstraint(rel, psprintf("votes_%s_check", column))));
+}
+
 PG_FUNCTION_INFO_V1(vg_votes_policy_trigger);
 
 /*
@@ -621,6 +641,9 @@ vg_votes_policy_trigger(PG_FUNCTION_ARGS)
 		trigdata->tg_newtuple : trigdata->tg_trigtuple;
 	if (vg_trusted_write & VG_WRITE_DECIDED)
 		return PointerGetDatum(newtup);
+
+	check_text_column(trigdata->tg_relation, newtup, "user_id", VG_MAX_USER_ID_CHARS);
+	check_text_column(trigdata->tg_relation, newtup, "request_id", VG_MAX_REQUEST_ID_CHARS);
 
 	contest_id = DatumGetInt64(heap_getattr(newtup, votes_attnum(desc, "contest_id"),
 											desc, &isnull));

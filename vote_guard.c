@@ -320,9 +320,9 @@ reject(int64 contest_id, const VgContest *c, text *request_id, VgCode code,
 	}
 }
 
-/* Is a text argument within 1..max characters? */
-static bool
-text_length_ok(text *t, int max_chars)
+/* Is a text within 1..max characters? */
+bool
+vg_text_length_ok(text *t, int max_chars)
 {
 	int			nbytes = VARSIZE_ANY_EXHDR(t);
 
@@ -565,13 +565,13 @@ vg_cast_vote(PG_FUNCTION_ARGS)
 		positive_arg(fcinfo, 1, &entry_id);
 	if (voter_ip != NULL && !vg_inet_is_host(voter_ip))
 		valid = false;
-	if (user_id != NULL && !text_length_ok(user_id, VG_MAX_USER_ID_CHARS))
+	if (user_id != NULL && !vg_text_length_ok(user_id, VG_MAX_USER_ID_CHARS))
 		valid = false;
-	if (request_id != NULL && !text_length_ok(request_id, VG_MAX_REQUEST_ID_CHARS))
+	if (request_id != NULL && !vg_text_length_ok(request_id, VG_MAX_REQUEST_ID_CHARS))
 		valid = false;
 	if (email != NULL)
 	{
-		if (!text_length_ok(email, VG_MAX_EMAIL_CHARS))
+		if (!vg_text_length_ok(email, VG_MAX_EMAIL_CHARS))
 			valid = false;
 		else
 		{
@@ -662,7 +662,7 @@ user_call_args(FunctionCallInfo fcinfo, int user_arg, text **user_id)
 	if (PG_ARGISNULL(user_arg))
 		return false;
 	*user_id = PG_GETARG_TEXT_PP(user_arg);
-	return text_length_ok(*user_id, VG_MAX_USER_ID_CHARS);
+	return vg_text_length_ok(*user_id, VG_MAX_USER_ID_CHARS);
 }
 
 /*

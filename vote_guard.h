@@ -117,6 +117,7 @@ extern struct _SPI_plan *vg_prepare_kept(const char *query, int nargs,
 extern void vg_execute(struct _SPI_plan *plan, Datum *args, const char *nulls,
 					   int expected, long count);
 extern Datum vg_spi_value(uint64 row, int col, bool *isnull);
+extern bool vg_text_length_ok(text *t, int max_chars);
 struct HTAB;
 extern struct HTAB *vg_backend_cache_create(const char *name, Size entrysize,
 											const char *relname, Oid *relid);

@@ -152,6 +152,24 @@ SELECT vote_guard.add_entry(:c2, 1);
 UPDATE vote_guard.votes SET contest_id = :c2, entry_id = 1 WHERE contest_id = :c AND user_id = 'direct-1';
 INSERT INTO vote_guard.votes (contest_id, entry_id, user_id) VALUES (:c, 2, '');
 INSERT INTO vote_guard.votes (contest_id, entry_id, request_id) VALUES (:c, 2, repeat('r', 257));
+INSERT INTO vote_guard.votes (contest_id, entry_id, user_id) VALUES (:c, 2, repeat('ü', 257));
+-- 256 characters are fine, even as more bytes
+INSERT INTO vote_guard.votes (contest_id, entry_id, user_id, request_id)
+VALUES (:c, 2, repeat('ü', 256), repeat('r', 256))
+RETURNING length(user_id) AS user_len, octet_length(user_id) AS user_bytes, length(request_id) AS request_len;
+DELETE FROM vote_guard.votes WHERE contest_id = :c AND user_id = repeat('ü', 256);
+-- updates are held to the same limits; the error names the table and the rule
+DO $$
+DECLARE
+    st text; tbl text; con text;
+BEGIN
+    UPDATE vote_guard.votes SET request_id = '' WHERE user_id = 'direct-1';
+    RAISE NOTICE 'update allowed';
+EXCEPTION WHEN check_violation THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, tbl = TABLE_NAME, con = CONSTRAINT_NAME;
+    RAISE NOTICE '% on %: %', st, tbl, con;
+END
+$$;
 SELECT * FROM vote_guard.verify(:c);
 
 -- TRUNCATE empties the counters with the votes, and rolls back with them

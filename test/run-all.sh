@@ -74,7 +74,8 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== throwaway cluster (PostgreSQL $("$bindir/postgres" -V | awk '{print $3}'))"
-"$bindir/initdb" -D "$tmp/data" -A trust -U "$(id -un)" --no-sync >"$tmp/initdb.log" 2>&1 \
+"$bindir/initdb" -D "$tmp/data" -A trust -U "$(id -un)" -E UTF8 --locale=C.UTF-8 --no-sync \
+    >"$tmp/initdb.log" 2>&1 \
     || { cat "$tmp/initdb.log"; exit 1; }
 "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w \
     -o "-p $port -k $tmp -c listen_addresses='' -c max_connections=150 -c fsync=off" \
