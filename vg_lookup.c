@@ -12,6 +12,13 @@
  * systable_beginscan is PostgreSQL's interface for such a key lookup; it
  * works on any heap relation with a btree index.
  *
+ * Under READ COMMITTED, entries found are remembered per backend.  That is
+ * safe because an entry is removed or renumbered only under its contest's
+ * lock in exclusive mode (entries trigger), which also queues a relcache
+ * invalidation of entries; a vote reads the cache only after taking the
+ * lock in share mode and taking in the invalidations (vg_load_contest), and
+ * the invalidation empties the cache.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -23,8 +30,10 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -42,11 +51,33 @@ static KeyedTable entries_table = {"entries"};
 static KeyedTable counters_table = {"counters"};
 static bool callback_registered = false;
 
+/* entries known to exist: (contest_id, entry_id) */
+typedef struct EntryKey
+{
+	int64		contest_id;
+	int64		entry_id;
+} EntryKey;
+
+#define ENTRY_CACHE_MAX		100000
+
+static HTAB *entry_cache = NULL;
+
+static void
+entry_cache_reset(void)
+{
+	if (entry_cache != NULL)
+		hash_destroy(entry_cache);
+	entry_cache = NULL;
+}
+
 static void
 keyed_tables_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == entries_table.relid)
+	{
 		entries_table.relid = InvalidOid;
+		entry_cache_reset();
+	}
 	if (relid == InvalidOid || relid == counters_table.relid)
 		counters_table.relid = InvalidOid;
 }
@@ -103,13 +134,21 @@ push_statement_snapshot(void)
 	return GetActiveSnapshot();
 }
 
+/*
+ * Is the entry visible to snapshot?  *own: its row was written by this
+ * transaction (not committed yet: it may still go with a rollback).
+ */
 static bool
-entry_visible(Relation rel, int64 contest_id, int64 entry_id, Snapshot snapshot)
+entry_visible(Relation rel, int64 contest_id, int64 entry_id, Snapshot snapshot,
+			  bool *own)
 {
 	SysScanDesc scan = entry_scan(&entries_table, rel, contest_id, entry_id,
 								  snapshot);
-	bool		found = HeapTupleIsValid(systable_getnext(scan));
+	HeapTuple	tup = systable_getnext(scan);
+	bool		found = HeapTupleIsValid(tup);
 
+	if (found && own != NULL)
+		*own = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data));
 	systable_endscan(scan);
 	return found;
 }
@@ -122,15 +161,40 @@ entry_visible(Relation rel, int64 contest_id, int64 entry_id, Snapshot snapshot)
 bool
 vg_entry_exists(int64 contest_id, int64 entry_id)
 {
-	Relation	rel = keyed_table_open(&entries_table);
+	EntryKey	key = {contest_id, entry_id};
+	bool		use_cache = !IsolationUsesXactSnapshot();
+	Relation	rel;
 	bool		found;
+	bool		own = false;
 
-	found = entry_visible(rel, contest_id, entry_id, push_statement_snapshot());
+	if (use_cache && entry_cache != NULL &&
+		hash_search(entry_cache, &key, HASH_FIND, NULL) != NULL)
+		return true;
+
+	rel = keyed_table_open(&entries_table);
+	found = entry_visible(rel, contest_id, entry_id, push_statement_snapshot(),
+						  &own);
 	PopActiveSnapshot();
+	if (found && use_cache && !own)
+	{
+		if (entry_cache == NULL ||
+			hash_get_num_entries(entry_cache) >= ENTRY_CACHE_MAX)
+		{
+			HASHCTL		ctl;
+
+			entry_cache_reset();
+			ctl.keysize = sizeof(EntryKey);
+			ctl.entrysize = sizeof(EntryKey);
+			ctl.hcxt = TopMemoryContext;
+			entry_cache = hash_create("vote_guard entries", 256, &ctl,
+									  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		}
+		hash_search(entry_cache, &key, HASH_ENTER, NULL);
+	}
 	if (found && IsolationUsesXactSnapshot())
 	{
 		PushActiveSnapshot(GetLatestSnapshot());
-		found = entry_visible(rel, contest_id, entry_id, GetActiveSnapshot());
+		found = entry_visible(rel, contest_id, entry_id, GetActiveSnapshot(), NULL);
 		PopActiveSnapshot();
 		if (!found)
 			ereport(ERROR,

@@ -236,7 +236,9 @@ PG_FUNCTION_INFO_V1(vg_entries_trigger);
  * BEFORE UPDATE/DELETE (row) on entries: an entry that has votes is neither
  * removed nor renumbered.  First wait for the votes in flight in its contest
  * (the contest lock for READ COMMITTED voters, the contest row for the
- * others), so none of them can add a vote unseen.
+ * others), so none of them can add a vote unseen.  A removal or renumbering
+ * also empties the backends' caches of known entries (vg_lookup.c) at
+ * commit, before the contest lock is released.
  */
 Datum
 vg_entries_trigger(PG_FUNCTION_ARGS)
@@ -267,6 +269,8 @@ vg_entries_trigger(PG_FUNCTION_ARGS)
 	}
 
 	vg_lock_contest(contest_id, true);
+	/* at commit, every backend forgets the entries it knows to exist */
+	CacheInvalidateRelcache(trigdata->tg_relation);
 
 	SPI_connect();
 	if (plan_votes == NULL)

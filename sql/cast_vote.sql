@@ -263,6 +263,24 @@ SELECT :R FROM vote_guard.cast_vote(:c, 3, '203.0.113.11', 'tx2');
 COMMIT;
 
 --
+-- entries a backend has seen are remembered; a removal or a rollback of
+-- the entry's creation is still seen
+--
+SELECT vote_guard.create_contest('entry cache') AS cx \gset
+SELECT vote_guard.add_entry(:cx, e) FROM generate_series(1, 2) e;
+SELECT :R FROM vote_guard.cast_vote(:cx, 1, '198.51.100.60');
+-- a duplicate: entry 2 is looked up (and remembered), no vote is written
+SELECT :R FROM vote_guard.cast_vote(:cx, 2, '198.51.100.60');
+DELETE FROM vote_guard.entries WHERE contest_id = :cx AND entry_id = 2;
+SELECT :R FROM vote_guard.cast_vote(:cx, 2, '198.51.100.61');
+-- an entry added in a transaction that rolls back
+BEGIN;
+SELECT vote_guard.add_entry(:cx, 3);
+SELECT :R FROM vote_guard.cast_vote(:cx, 3, '198.51.100.62');
+ROLLBACK;
+SELECT :R FROM vote_guard.cast_vote(:cx, 3, '198.51.100.63');
+
+--
 -- counts: results() agrees with the vote rows, verify() finds no drift
 --
 SELECT * FROM vote_guard.results(:c);
@@ -271,7 +289,7 @@ SELECT entry_id, count(*) AS vote_rows FROM vote_guard.votes
 SELECT * FROM vote_guard.verify(:c);
 SELECT ct.name, v.entry_id, v.counted, v.actual, v.drift
   FROM vote_guard.contests ct, LATERAL vote_guard.verify(ct.id) v
- WHERE ct.id IN (:c2, :cf, :cp, :cl, :cu, :cc, :ci, :ce, :cb)
+ WHERE ct.id IN (:c2, :cf, :cp, :cl, :cu, :cc, :ci, :ce, :cb, :cx)
  ORDER BY ct.id, v.entry_id;
 
 DROP VIEW state;
