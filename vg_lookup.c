@@ -51,14 +51,17 @@ static KeyedTable entries_table = {"entries"};
 static KeyedTable counters_table = {"counters"};
 static bool callback_registered = false;
 
-/* entries known to exist: (contest_id, entry_id) */
+/*
+ * entries known to exist: (contest_id, entry_id); at most ENTRY_CACHE_MAX
+ * (about 0.5 MB), then it starts again empty
+ */
 typedef struct EntryKey
 {
 	int64		contest_id;
 	int64		entry_id;
 } EntryKey;
 
-#define ENTRY_CACHE_MAX		100000
+#define ENTRY_CACHE_MAX		10000
 
 static HTAB *entry_cache = NULL;
 
