@@ -44,6 +44,7 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "vote_guard.h"
@@ -139,16 +140,27 @@ int			vg_trusted_write = 0;
 
 /*
  * Run one of cast_vote's or change_vote's own writes, telling the triggers
- * what the statement has already taken care of.
+ * what the statement has already taken care of.  With snapshot valid, the
+ * write runs with a copy of it instead of a new snapshot.
  */
 void
 vg_execute_trusted(SPIPlanPtr plan, Datum *args, const char *nulls,
-				   int expected, int trusted)
+				   int expected, int trusted, Snapshot snapshot)
 {
 	vg_trusted_write = trusted;
 	PG_TRY();
 	{
-		vg_execute(plan, args, nulls, expected, 0);
+		if (snapshot == InvalidSnapshot)
+			vg_execute(plan, args, nulls, expected, 0);
+		else
+		{
+			int			ret = SPI_execute_snapshot(plan, args, nulls, snapshot,
+												   InvalidSnapshot, false, true, 0);
+
+			if (ret != expected)
+				elog(ERROR, "SPI_execute_snapshot failed: %s",
+					 SPI_result_code_string(ret));
+		}
 	}
 	PG_FINALLY();
 	{
@@ -469,8 +481,18 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 		args[10] = Int32GetDatum(vg_counter_slot());
 		nulls[10] = ' ';
 
+		/*
+		 * Under READ COMMITTED the insert runs with the calling statement's
+		 * snapshot rather than a new one: nothing it does depends on a
+		 * snapshot (the unique indexes and ON CONFLICT DO UPDATE work on
+		 * the newest row versions), and a new snapshot per vote costs a
+		 * GetSnapshotData, which contends on ProcArrayLock with many
+		 * backends.
+		 */
 		vg_execute_trusted(plan_insert, args, nulls, SPI_OK_SELECT,
-						   VG_WRITE_DECIDED | VG_WRITE_COUNTED);
+						   VG_WRITE_DECIDED | VG_WRITE_COUNTED,
+						   !IsolationUsesXactSnapshot() && ActiveSnapshotSet() ?
+						   GetActiveSnapshot() : InvalidSnapshot);
 		if (SPI_processed > 0)
 		{
 			bool		isnull;
@@ -767,7 +789,7 @@ vg_change_vote(PG_FUNCTION_ARGS)
 							Int64GetDatum(vote_id), Int64GetDatum(new_entry)};
 
 						vg_execute_trusted(plan_move, args, NULL, SPI_OK_UPDATE,
-										   VG_WRITE_DECIDED);
+										   VG_WRITE_DECIDED, InvalidSnapshot);
 					}
 					set_ok(&res, contest_id, new_entry, vote_id, false);
 				}

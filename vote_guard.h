@@ -121,8 +121,10 @@ extern bool vg_text_length_ok(text *t, int max_chars);
 struct HTAB;
 extern struct HTAB *vg_backend_cache_create(const char *name, Size entrysize,
 											const char *relname, Oid *relid);
+struct SnapshotData;
 extern void vg_execute_trusted(struct _SPI_plan *plan, Datum *args,
-							   const char *nulls, int expected, int trusted);
+							   const char *nulls, int expected, int trusted,
+							   struct SnapshotData *snapshot);
 
 /*
  * What cast_vote and change_vote have already done for the row they write:
