@@ -24,4 +24,27 @@
 #define VG_MY_BACKEND_NUMBER	((int) MyBackendId)
 #endif
 
+/*
+ * simple_heap_update, and whether the new row version needs index entries
+ * (it is not heap-only): an out argument since 16.
+ */
+#include "access/heapam.h"
+#if PG_VERSION_NUM >= 160000
+static inline bool
+vg_simple_heap_update(Relation rel, ItemPointer otid, HeapTuple tup)
+{
+	TU_UpdateIndexes update_indexes;
+
+	simple_heap_update(rel, otid, tup, &update_indexes);
+	return update_indexes != TU_None;
+}
+#else
+static inline bool
+vg_simple_heap_update(Relation rel, ItemPointer otid, HeapTuple tup)
+{
+	simple_heap_update(rel, otid, tup);
+	return !HeapTupleIsHeapOnly(tup);
+}
+#endif
+
 #endif							/* VG_COMPAT_H */

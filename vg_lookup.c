@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * vg_lookup.c
- *	  Reads by primary key that do not go through the planner: whether an
- *	  entry exists, and an entry's count.
+ *	  Work by primary key that does not go through the planner: whether an
+ *	  entry exists, an entry's count, and adding a vote to a free counter
+ *	  slot.
  *
  * Both run on every vote.  As queries they would be planned from the
  * tables' statistics: counters analyzed while nearly empty, or one hot
@@ -24,11 +25,18 @@
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am_d.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
+#include "executor/tuptable.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -38,6 +46,7 @@
 #include "utils/snapmgr.h"
 
 #include "vote_guard.h"
+#include "vg_compat.h"
 
 /* A vote_guard table keyed by (contest_id, entry_id, ...). */
 typedef struct KeyedTable
@@ -85,9 +94,9 @@ keyed_tables_callback(Datum arg, Oid relid)
 		counters_table.relid = InvalidOid;
 }
 
-/* Open the table (AccessShareLock, kept to the end of the transaction). */
+/* Open the table (lock kept to the end of the transaction). */
 static Relation
-keyed_table_open(KeyedTable *t)
+keyed_table_open(KeyedTable *t, LOCKMODE lockmode)
 {
 	Relation	rel;
 
@@ -97,11 +106,11 @@ keyed_table_open(KeyedTable *t)
 		callback_registered = true;
 	}
 	if (OidIsValid(t->relid))
-		return table_open(t->relid, AccessShareLock);
+		return table_open(t->relid, lockmode);
 
 	rel = table_open(get_relname_relid(t->relname,
 									   get_namespace_oid("vote_guard", false)),
-					 AccessShareLock);
+					 lockmode);
 	list_free(RelationGetIndexList(rel));
 	if (!OidIsValid(rel->rd_pkindex))
 		elog(ERROR, "vote_guard.%s has no primary key", t->relname);
@@ -174,7 +183,7 @@ vg_entry_exists(int64 contest_id, int64 entry_id)
 		hash_search(entry_cache, &key, HASH_FIND, NULL) != NULL)
 		return true;
 
-	rel = keyed_table_open(&entries_table);
+	rel = keyed_table_open(&entries_table, AccessShareLock);
 	found = entry_visible(rel, contest_id, entry_id, push_statement_snapshot(),
 						  &own);
 	PopActiveSnapshot();
@@ -217,7 +226,7 @@ vg_entry_exists(int64 contest_id, int64 entry_id)
 int64
 vg_entry_count(int64 contest_id, int64 entry_id)
 {
-	Relation	rel = keyed_table_open(&counters_table);
+	Relation	rel = keyed_table_open(&counters_table, AccessShareLock);
 	SysScanDesc scan;
 	HeapTuple	tup;
 	int64		sum = 0;
@@ -236,4 +245,189 @@ vg_entry_count(int64 contest_id, int64 entry_id)
 	PopActiveSnapshot();
 	table_close(rel, NoLock);
 	return sum;
+}
+
+/*
+ * Are the counters what vote_guard created: a heap, its primary key its
+ * only index, no update triggers but those of its foreign key (which an
+ * update that keeps the key does not fire)?
+ */
+static bool
+counters_as_created(Relation rel)
+{
+	List	   *indexes;
+	bool		plain;
+	int			i;
+
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
+		return false;
+	indexes = RelationGetIndexList(rel);
+	plain = list_length(indexes) == 1;
+	list_free(indexes);
+	for (i = 0; plain && rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *trig = &rel->trigdesc->triggers[i];
+
+		if (TRIGGER_FOR_UPDATE(trig->tgtype) &&
+			RI_FKey_trigger_type(trig->tgfoid) == RI_TRIGGER_NONE)
+			plain = false;
+	}
+	return plain;
+}
+
+/*
+ * The primary key entry of a counter row version that did not go on the
+ * same heap-only chain (the page had no room).
+ */
+static void
+counter_index_insert(Relation rel, HeapTuple tup)
+{
+	Relation	index = index_open(counters_table.pkey, RowExclusiveLock);
+	IndexInfo  *info = BuildIndexInfo(index);
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	int			i;
+
+	for (i = 0; i < info->ii_NumIndexKeyAttrs; i++)
+		values[i] = heap_getattr(tup, info->ii_IndexAttrNumbers[i],
+								 RelationGetDescr(rel), &isnull[i]);
+	index_insert(index, values, isnull, &tup->t_self, rel, UNIQUE_CHECK_YES,
+				 true, info);
+	index_close(index, NoLock);
+}
+
+/* The counter row locked into slot, with one vote more. */
+static void
+counter_add_one(Relation rel, TupleTableSlot *slot)
+{
+	bool		should_free;
+	HeapTuple	old = ExecFetchSlotHeapTuple(slot, false, &should_free);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			cols[1] = {4};	/* votes */
+	Datum		values[1];
+	bool		nulls[1] = {false};
+	bool		isnull;
+	HeapTuple	newtup;
+
+	values[0] = heap_getattr(old, cols[0], desc, &isnull);
+	if (isnull)
+		elog(ERROR, "vote_guard.counters has a null count");
+	values[0] = Int64GetDatum(DatumGetInt64(values[0]) + 1);
+	newtup = heap_modify_tuple_by_cols(old, desc, 1, cols, values, nulls);
+	if (vg_simple_heap_update(rel, &slot->tts_tid, newtup))
+		counter_index_insert(rel, newtup);
+	heap_freetuple(newtup);
+	if (should_free)
+		heap_freetuple(old);
+}
+
+/*
+ * Add one vote to a counter row of the entry that no other transaction
+ * holds, as UPDATE ... SKIP LOCKED would: returns true if it did.  Otherwise
+ * every row of the entry is held by another transaction (or, under
+ * REPEATABLE READ and SERIALIZABLE, changed since the snapshot), or it has
+ * none yet, and *new_slot is the slot a new row should take: one not in
+ * use, or, when all VG_COUNTER_SLOTS are, this backend's own (whose holder
+ * the caller then waits for).
+ *
+ * So an entry voted for by one transaction at a time has one row, which is
+ * all a count then reads; a hot entry grows as many rows as it has voters at
+ * the same time, up to VG_COUNTER_SLOTS, and no vote waits for another while
+ * a row is free.
+ *
+ * The rows are found with a copy of the calling statement's snapshot that
+ * also sees this transaction's own writes so far (no new snapshot: under
+ * READ COMMITTED the lock goes on to the newest version of a row anyway).
+ * The row is updated in place with simple_heap_update, as the executor
+ * would: the key does not change (no foreign key check is due) and the
+ * table has no triggers of its own.  If its table access method, indexes or
+ * triggers are not what vote_guard created, this declines and the caller
+ * writes through SQL.
+ */
+bool
+vg_counter_add_free(int64 contest_id, int64 entry_id, int32 *new_slot)
+{
+	Relation	rel;
+	Snapshot	snapshot;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	TupleTableSlot *locked;
+	uint8		lock_flags = 0;
+	uint32		used = 0;
+	bool		added = false;
+	int			i;
+
+	StaticAssertStmt(VG_COUNTER_SLOTS <= 32, "counter slots must fit in a uint32");
+	*new_slot = vg_counter_slot();
+	rel = keyed_table_open(&counters_table, RowExclusiveLock);
+	if (!counters_as_created(rel))
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+
+	if (ActiveSnapshotSet())
+	{
+		CommandCounterIncrement();
+		PushCopiedSnapshot(GetActiveSnapshot());
+		UpdateActiveSnapshotCommandId();
+		snapshot = GetActiveSnapshot();
+	}
+	else
+		snapshot = push_statement_snapshot();
+	if (!IsolationUsesXactSnapshot())
+		lock_flags = TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
+
+	locked = table_slot_create(rel, NULL);
+	scan = entry_scan(&counters_table, rel, contest_id, entry_id, snapshot);
+	while (!added && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		int32		slot = DatumGetInt32(heap_getattr(tup, 3, RelationGetDescr(rel),
+													  &isnull));
+		TM_FailureData tmfd;
+		TM_Result	result;
+
+		if (!isnull && slot >= 0 && slot < 32)
+			used |= (uint32) 1 << slot;
+		result = table_tuple_lock(rel, &tup->t_self, snapshot, locked,
+								  GetCurrentCommandId(true),
+								  LockTupleNoKeyExclusive, LockWaitSkip,
+								  lock_flags, &tmfd);
+		switch (result)
+		{
+			case TM_Ok:
+				counter_add_one(rel, locked);
+				added = true;
+				break;
+			case TM_WouldBlock:	/* another transaction holds it */
+			case TM_Updated:	/* changed since the snapshot */
+			case TM_Deleted:	/* the entry is being removed */
+				break;
+			default:
+				elog(ERROR, "unexpected table_tuple_lock status: %u", result);
+		}
+	}
+	systable_endscan(scan);
+	ExecDropSingleTupleTableSlot(locked);
+	PopActiveSnapshot();
+	table_close(rel, NoLock);
+
+	/*
+	 * A new row takes the first slot not in use from this backend's own on:
+	 * two voters making rows at the same time (neither sees the other's yet)
+	 * take different slots unless their backends share one.
+	 */
+	if (!added)
+		for (i = 0; i < VG_COUNTER_SLOTS; i++)
+		{
+			int32		slot = (vg_counter_slot() + i) % VG_COUNTER_SLOTS;
+
+			if ((used & ((uint32) 1 << slot)) == 0)
+			{
+				*new_slot = slot;
+				break;
+			}
+		}
+	return added;
 }

@@ -94,6 +94,7 @@ typedef struct VgResult
  * when the tables change, and re-parses them if the extension is re-created.
  */
 static SPIPlanPtr plan_insert = NULL;
+static SPIPlanPtr plan_count_new = NULL;
 static SPIPlanPtr plan_user_votes = NULL;
 static SPIPlanPtr plan_lock_vote = NULL;
 static SPIPlanPtr plan_move = NULL;
@@ -197,36 +198,37 @@ vg_spi_value(uint64 row, int col, bool *isnull)
 static void
 prepare_plans(void)
 {
-	Oid			insert_args[11] = {INT8OID, INT8OID, BYTEAOID, TEXTOID, BYTEAOID,
-	TEXTOID, INT4OID, INT2OID, INT2OID, INT2OID, INT4OID};
+	Oid			insert_args[10] = {INT8OID, INT8OID, BYTEAOID, TEXTOID, BYTEAOID,
+	TEXTOID, INT4OID, INT2OID, INT2OID, INT2OID};
 	Oid			pair_args[2] = {INT8OID, INT8OID};
 	Oid			user_args[4] = {INT8OID, TEXTOID, INT4OID, INT8OID};
 	Oid			lock_args[5] = {INT8OID, INT8OID, TEXTOID, INT4OID, INT8OID};
 	Oid			move_args[3] = {INT8OID, INT8OID, INT8OID};
 	Oid			prefix_args[1] = {INT8OID};
+	Oid			count_args[3] = {INT8OID, INT8OID, INT4OID};
 
 	if (plan_prefixes != NULL)
 		return;
 
 	/*
-	 * The vote and its counter in one statement.  No row: a unique index
-	 * said no.
+	 * The vote.  No row: a unique index said no.  Its counter moves next,
+	 * by vg_counter_add_free or plan_count_new.
 	 */
 	plan_insert = vg_prepare_kept(
-		"WITH v AS ("
-		"  INSERT INTO vote_guard.votes"
-		"         (contest_id, entry_id, ip_key, user_id, email_key, request_id,"
-		"          window_no, ip_slot, user_slot, email_slot)"
-		"  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-		"  ON CONFLICT DO NOTHING"
-		"  RETURNING vote_id),"
-		" k AS ("
-		"  INSERT INTO vote_guard.counters AS k (contest_id, entry_id, slot, votes)"
-		"  SELECT $1, $2, $11, 1 FROM v"
-		"  ON CONFLICT (contest_id, entry_id, slot) DO UPDATE"
-		"  SET votes = k.votes OPERATOR(pg_catalog.+) 1)"
-		" SELECT v.vote_id FROM v",
-		11, insert_args);
+		"INSERT INTO vote_guard.votes"
+		"       (contest_id, entry_id, ip_key, user_id, email_key, request_id,"
+		"        window_no, ip_slot, user_slot, email_slot)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+		" ON CONFLICT DO NOTHING"
+		" RETURNING vote_id",
+		10, insert_args);
+	/* one vote more in a counter slot, the slot's row made if need be */
+	plan_count_new = vg_prepare_kept(
+		"INSERT INTO vote_guard.counters AS k (contest_id, entry_id, slot, votes)"
+		" VALUES ($1, $2, $3, 1)"
+		" ON CONFLICT (contest_id, entry_id, slot) DO UPDATE"
+		" SET votes = k.votes OPERATOR(pg_catalog.+) 1",
+		3, count_args);
 	/* a user's votes in a window, newest first; $4: only for this entry */
 	plan_user_votes = vg_prepare_kept(
 		"SELECT v.vote_id, v.entry_id, v.ip_key, v.email_key"
@@ -381,6 +383,24 @@ open_contest(int64 contest_id, text *request_id, VgContest *c, VgResult *res)
 }
 
 /*
+ * One vote more for the entry: in a counter slot row that no other
+ * transaction holds, or in a new one.
+ */
+static void
+count_vote(int64 contest_id, int64 entry_id)
+{
+	Datum		args[3];
+	int32		slot;
+
+	if (vg_counter_add_free(contest_id, entry_id, &slot))
+		return;
+	args[0] = Int64GetDatum(contest_id);
+	args[1] = Int64GetDatum(entry_id);
+	args[2] = Int32GetDatum(slot);
+	vg_execute(plan_count_new, args, NULL, SPI_OK_INSERT, 0);
+}
+
+/*
  * The vote itself, SPI connected and the contest open.  Arguments are
  * already checked except what needs the contest.
  */
@@ -393,8 +413,8 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 	bool		locked = vg_policy_needs_locks(c);
 	VgVoter		v;
 	VgDecision	d;
-	Datum		args[11];
-	char		nulls[11];
+	Datum		args[10];
+	char		nulls[10];
 	int			attempt;
 	int			i;
 
@@ -478,8 +498,6 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 		nulls[5] = request_id != NULL ? ' ' : 'n';
 		args[6] = Int32GetDatum(vg_window_no(c, now));
 		nulls[6] = ' ';
-		args[10] = Int32GetDatum(vg_counter_slot());
-		nulls[10] = ' ';
 
 		/*
 		 * Under READ COMMITTED the insert runs with the calling statement's
@@ -489,7 +507,7 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 		 * GetSnapshotData, which contends on ProcArrayLock with many
 		 * backends.
 		 */
-		vg_execute_trusted(plan_insert, args, nulls, SPI_OK_SELECT,
+		vg_execute_trusted(plan_insert, args, nulls, SPI_OK_INSERT_RETURNING,
 						   VG_WRITE_DECIDED | VG_WRITE_COUNTED,
 						   !IsolationUsesXactSnapshot() && ActiveSnapshotSet() ?
 						   GetActiveSnapshot() : InvalidSnapshot);
@@ -500,6 +518,7 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 			res->code = VG_OK;
 			res->has_vote_id = true;
 			res->vote_id = DatumGetInt64(vg_spi_value(0, 1, &isnull));
+			count_vote(contest_id, entry_id);
 			res->has_count = true;
 			res->vote_count = vg_entry_count(contest_id, entry_id);
 			return;

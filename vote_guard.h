@@ -136,7 +136,6 @@ extern int	vg_trusted_write;
 
 /* vg_policy.c */
 extern bool vg_load_contest(int64 contest_id, VgContest *c);
-extern bool vg_entry_exists(int64 contest_id, int64 entry_id);
 extern bool vg_policy_needs_locks(const VgContest *c);
 extern int32 vg_window_no(const VgContest *c, TimestampTz t);
 extern void vg_lock_voter(int64 contest_id, const VgVoter *v);
@@ -163,6 +162,11 @@ extern void vg_email_key(VgContestKeys *keys, const char *normalized,
 /* vg_trigger.c */
 extern void vg_lock_contest(int64 contest_id, bool exclusive);
 extern int32 vg_counter_slot(void);
+
+/* vg_lookup.c */
+extern bool vg_entry_exists(int64 contest_id, int64 entry_id);
 extern int64 vg_entry_count(int64 contest_id, int64 entry_id);
+extern bool vg_counter_add_free(int64 contest_id, int64 entry_id,
+								int32 *new_slot);
 
 #endif							/* VOTE_GUARD_H */
