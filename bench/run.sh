@@ -15,7 +15,9 @@
 # be installed.
 #
 # Environment: BENCH_SECONDS (per pgbench run; 10, QUICK 3), BENCH_WARMUP
-# (seconds of warm-up before each run; 1), BENCH_MEM_N (cast_vote calls of
+# (seconds of warm-up before each run; 1), BENCH_ROUNDS (runs of every
+# variant, interleaved; the tables show the median and the spread; 1),
+# BENCH_MEM_N (cast_vote calls of
 # the memory check; 1000000, QUICK 100000), BENCH_MICRO_N (rows of the
 # hashing micro-benchmark; 1000000, QUICK 100000), BENCH_MEM_PGOPTIONS
 # (PGOPTIONS for the memory check's session, e.g. "-c plan_cache_mode=
@@ -37,6 +39,7 @@ BENCH_SECONDS=${BENCH_SECONDS:-${defaults[0]}}
 BENCH_MEM_N=${BENCH_MEM_N:-${defaults[1]}}
 BENCH_MICRO_N=${BENCH_MICRO_N:-${defaults[2]}}
 BENCH_WARMUP=${BENCH_WARMUP:-1}
+BENCH_ROUNDS=${BENCH_ROUNDS:-1}
 BENCH_PORT=${BENCH_PORT:-55440}
 BENCH_FK=${BENCH_FK:-auto}
 BENCH_MEM_PGOPTIONS=${BENCH_MEM_PGOPTIONS:-}
@@ -53,7 +56,7 @@ if [ "$(id -u)" = 0 ]; then
     chown -R postgres: "$work"
     status=0
     runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" PATH="$PATH" QUICK="$QUICK" \
-        BENCH_SECONDS="$BENCH_SECONDS" BENCH_WARMUP="$BENCH_WARMUP" \
+        BENCH_SECONDS="$BENCH_SECONDS" BENCH_WARMUP="$BENCH_WARMUP" BENCH_ROUNDS="$BENCH_ROUNDS" \
         BENCH_MEM_N="$BENCH_MEM_N" BENCH_MICRO_N="$BENCH_MICRO_N" \
         BENCH_PORT="$BENCH_PORT" BENCH_FK="$BENCH_FK" BENCH_MEM_PGOPTIONS="$BENCH_MEM_PGOPTIONS" BENCH_REVISION="$BENCH_REVISION" TMPDIR="${TMPDIR:-/tmp}" \
         "$work/bench/run.sh" || status=$?
@@ -102,7 +105,7 @@ echo "postgres:   $(qv 'SELECT version()')"
 echo "openssl:    $(openssl version 2>/dev/null || echo unknown)"
 echo "cluster:    $SETTINGS (unix socket only, on $BENCH_PORT)"
 echo "runs:       pgbench -M prepared, ${BENCH_SECONDS}s each after ${BENCH_WARMUP}s warm-up," \
-     "-j min(clients, $(nproc)), pgbench on the same machine"
+     "-j min(clients, $(nproc)), pgbench on the same machine, $BENCH_ROUNDS round(s) of every variant"
 
 PGOPTIONS="-c bench.ncontests=$NCONTESTS -c bench.nentries=$NENTRIES" \
     q -o /dev/null -f "$bench/setup.sql"
@@ -217,21 +220,52 @@ print_table() {
     fi
     echo
     echo "-- synchronous_commit=$sync, $title"
+    # one line per variant and client count: the median of its rounds (tps,
+    # mean, p99; ratios of the medians), the spread of its tps over the
+    # rounds, rows/drift/dups/errors summed, the largest others%
     awk -F'\t' -v sync="$sync" -v wl="$workload" '
-        $1 == sync && $2 == wl {
-            n++; row[n] = $0
-            if ($3 ~ /^floor/) floor[$4] = $5
-            if ($3 == "plpgsql") plpg[$4] = $5
+        function median(list,   v, k, m, i, j, t) {
+            m = split(list, v, " ")
+            for (i = 2; i <= m; i++)
+                for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+            if (m == 0) return "-"
+            return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+        }
+        function spread(list,   v, k, m, lo, hi, md) {
+            m = split(list, v, " ")
+            if (m < 2) return "-"
+            lo = hi = v[1] + 0
+            for (k = 2; k <= m; k++) { if (v[k] + 0 < lo) lo = v[k] + 0; if (v[k] + 0 > hi) hi = v[k] + 0 }
+            md = median(list)
+            return (md + 0 > 0) ? sprintf("%.0f", 100 * (hi - lo) / md) : "-"
         }
         function ratio(a, b) { return (b + 0 > 0 && a + 0 > 0) ? sprintf("%.2f", a / b) : "-" }
+        function ms(x) { return (x == "-") ? x : sprintf("%.3f", x) }
+        $1 == sync && $2 == wl {
+            key = $3 "\t" $4
+            if (!(key in tps)) { n++; order[n] = key }
+            tps[key] = tps[key] " " $5; mean[key] = mean[key] " " $6; p99[key] = p99[key] " " $7
+            txns[key] += $8; rows[key] += $9; drift[key] += $10; dups[key] += $11; errs[key] += $12
+            if (!(key in others) || $13 + 0 > others[key] + 0) others[key] = $13
+            rounds[key]++
+        }
         END {
-            printf "%-10s %7s %10s %9s %9s %9s %11s %9s %6s %5s %6s %7s\n", "variant", "clients", "tps",
-                   "mean ms", "p99 ms", "x floor", "x plpgsql", "rows/tx", "drift", "dups", "errors", "others%"
             for (i = 1; i <= n; i++) {
-                split(row[i], f, "\t")
-                printf "%-10s %7s %10.0f %9s %9s %9s %11s %9s %6s %5s %6s %7s\n", f[3], f[4], f[5],
-                       f[6], f[7], ratio(f[5], floor[f[4]]), ratio(f[5], plpg[f[4]]),
-                       (f[8] > 0 ? sprintf("%.4f", f[9] / f[8]) : "-"), f[10], f[11], f[12], f[13]
+                split(order[i], k, "\t")
+                med[order[i]] = median(tps[order[i]])
+                if (k[1] ~ /^floor/) floor[k[2]] = med[order[i]]
+                if (k[1] == "plpgsql") plpg[k[2]] = med[order[i]]
+            }
+            printf "%-10s %7s %10s %9s %9s %9s %11s %7s %7s %9s %6s %5s %6s %7s\n", "variant", "clients", "tps",
+                   "mean ms", "p99 ms", "x floor", "x plpgsql", "rounds", "spread%", "rows/tx", "drift", "dups",
+                   "errors", "others%"
+            for (i = 1; i <= n; i++) {
+                key = order[i]; split(key, k, "\t")
+                printf "%-10s %7s %10.0f %9s %9s %9s %11s %7s %7s %9s %6s %5s %6s %7s\n", k[1], k[2], med[key],
+                       ms(median(mean[key])), ms(median(p99[key])), ratio(med[key], floor[k[2]]),
+                       ratio(med[key], plpg[k[2]]), rounds[key], spread(tps[key]),
+                       (txns[key] > 0 ? sprintf("%.4f", rows[key] / txns[key]) : "-"), drift[key], dups[key],
+                       errs[key], others[key]
             }
         }' "$results"
 }
@@ -243,8 +277,13 @@ for sync in off on; do
         echo "== synchronous_commit=$sync, workload $workload ($(( $(date +%s) - started )) s so far)"
         if [ "$workload" = low ]; then clients_list=("${LOW_CLIENTS[@]}"); else clients_list=("$HOT_CLIENTS"); fi
         for clients in "${clients_list[@]}"; do
-            for variant in "${VARIANTS[@]}"; do
-                pgb "$sync" "$workload" "$variant" "$clients"
+            # rounds interleave the variants, so that a machine that slows
+            # down or speeds up meanwhile affects them alike
+            for round in $(seq 1 "$BENCH_ROUNDS"); do
+                [ "$BENCH_ROUNDS" -gt 1 ] && echo "   round $round of $BENCH_ROUNDS"
+                for variant in "${VARIANTS[@]}"; do
+                    pgb "$sync" "$workload" "$variant" "$clients"
+                done
             done
         done
         print_table "$sync" "$workload" | tee -a "$tables"
