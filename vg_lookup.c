@@ -5,7 +5,7 @@
  *	  entry exists, an entry's count, and adding a vote to a free counter
  *	  slot.
  *
- * Both run on every vote.  As queries they would be planned from the
+ * All three run on every vote.  As queries they would be planned from the
  * tables' statistics: counters analyzed while nearly empty, or one hot
  * contest dominating the statistics, made the planner choose a sequential
  * scan, or plan again on every call.  Here they are scans of the primary
@@ -388,7 +388,7 @@ vg_counter_add_free(int64 contest_id, int64 entry_id, int32 *new_slot)
 		TM_FailureData tmfd;
 		TM_Result	result;
 
-		if (!isnull && slot >= 0 && slot < 32)
+		if (!isnull && slot >= 0 && slot < VG_COUNTER_SLOTS)
 			used |= (uint32) 1 << slot;
 		result = table_tuple_lock(rel, &tup->t_self, snapshot, locked,
 								  GetCurrentCommandId(true),
