@@ -126,7 +126,9 @@ REVOKE ALL ON TABLE vote_guard.entries FROM PUBLIC;
  * concurrent votes for one entry do not queue on one row.  The count is the
  * sum of the slots.  Maintained only by cast_vote, change_vote,
  * retract_vote and the trigger on votes; never dumped (restoring the votes
- * rebuilds it).
+ * rebuilds it).  Every vote updates a row: fillfactor 30 leaves room on each
+ * page for the new versions, so a page is pruned less often, and fewer
+ * entries share a page that voters lock in turn.
  */
 CREATE TABLE vote_guard.counters (
     contest_id bigint NOT NULL,
@@ -136,7 +138,7 @@ CREATE TABLE vote_guard.counters (
     PRIMARY KEY (contest_id, entry_id, slot),
     FOREIGN KEY (contest_id, entry_id)
         REFERENCES vote_guard.entries (contest_id, entry_id) ON DELETE CASCADE
-);
+) WITH (fillfactor = 30);
 REVOKE ALL ON TABLE vote_guard.counters FROM PUBLIC;
 
 /*
