@@ -323,29 +323,28 @@ counter_add_one(Relation rel, TupleTableSlot *slot)
 
 /*
  * Add one vote to a counter row of the entry that no other transaction
- * holds, as UPDATE ... SKIP LOCKED would: returns true if it did.  Otherwise
- * every row of the entry is held by another transaction (or, under
- * REPEATABLE READ and SERIALIZABLE, changed since the snapshot), or it has
- * none yet, and *new_slot is the slot a new row should take: one not in
- * use, or, when all VG_COUNTER_SLOTS are, this backend's own (whose holder
- * the caller then waits for).
+ * holds, as UPDATE ... SKIP LOCKED would.  Returns true if it did, with
+ * *count the entry's count: its rows as a next statement of the transaction
+ * sees them, and the new vote.  Otherwise every row of the entry is held by
+ * another transaction (or, under REPEATABLE READ and SERIALIZABLE, changed
+ * since the snapshot), or it has none yet, and *new_slot is the slot a new
+ * row should take: one not in use, or, when all VG_COUNTER_SLOTS are, this
+ * backend's own (whose holder the caller then waits for).
  *
  * So an entry voted for by one transaction at a time has one row, which is
  * all a count then reads; a hot entry grows as many rows as it has voters at
  * the same time, up to VG_COUNTER_SLOTS, and no vote waits for another while
  * a row is free.
  *
- * The rows are found with a copy of the calling statement's snapshot that
- * also sees this transaction's own writes so far (no new snapshot: under
- * READ COMMITTED the lock goes on to the newest version of a row anyway).
  * The row is updated in place with simple_heap_update, as the executor
  * would: the key does not change (no foreign key check is due) and the
  * table has no triggers of its own.  If its table access method, indexes or
- * triggers are not what vote_guard created, this declines and the caller
- * writes through SQL.
+ * triggers are not what vote_guard created, this declines (false, with
+ * this backend's slot) and the caller writes through SQL.
  */
 bool
-vg_counter_add_free(int64 contest_id, int64 entry_id, int32 *new_slot)
+vg_counter_add_free(int64 contest_id, int64 entry_id, int32 *new_slot,
+					int64 *count)
 {
 	Relation	rel;
 	Snapshot	snapshot;
@@ -355,6 +354,7 @@ vg_counter_add_free(int64 contest_id, int64 entry_id, int32 *new_slot)
 	uint8		lock_flags = 0;
 	uint32		used = 0;
 	bool		added = false;
+	int64		sum = 1;		/* the new vote */
 	int			i;
 
 	StaticAssertStmt(VG_COUNTER_SLOTS <= 32, "counter slots must fit in a uint32");
@@ -366,29 +366,30 @@ vg_counter_add_free(int64 contest_id, int64 entry_id, int32 *new_slot)
 		return false;
 	}
 
-	if (ActiveSnapshotSet())
-	{
-		CommandCounterIncrement();
-		PushCopiedSnapshot(GetActiveSnapshot());
-		UpdateActiveSnapshotCommandId();
-		snapshot = GetActiveSnapshot();
-	}
-	else
-		snapshot = push_statement_snapshot();
+	/*
+	 * Versions this scan makes have the snapshot's command id, so the scan
+	 * does not see them: every row counts once, as it was before the vote.
+	 */
+	snapshot = push_statement_snapshot();
 	if (!IsolationUsesXactSnapshot())
 		lock_flags = TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
 
 	locked = table_slot_create(rel, NULL);
 	scan = entry_scan(&counters_table, rel, contest_id, entry_id, snapshot);
-	while (!added && HeapTupleIsValid(tup = systable_getnext(scan)))
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
+		TupleDesc	desc = RelationGetDescr(rel);
 		bool		isnull;
-		int32		slot = DatumGetInt32(heap_getattr(tup, 3, RelationGetDescr(rel),
-													  &isnull));
+		int32		slot = DatumGetInt32(heap_getattr(tup, 3, desc, &isnull));
+		Datum		votes = heap_getattr(tup, 4, desc, &isnull);
 		TM_FailureData tmfd;
 		TM_Result	result;
 
-		if (!isnull && slot >= 0 && slot < VG_COUNTER_SLOTS)
+		if (!isnull)
+			sum += DatumGetInt64(votes);
+		if (added)
+			continue;
+		if (slot >= 0 && slot < VG_COUNTER_SLOTS)
 			used |= (uint32) 1 << slot;
 		result = table_tuple_lock(rel, &tup->t_self, snapshot, locked,
 								  GetCurrentCommandId(true),
@@ -412,22 +413,24 @@ vg_counter_add_free(int64 contest_id, int64 entry_id, int32 *new_slot)
 	ExecDropSingleTupleTableSlot(locked);
 	PopActiveSnapshot();
 	table_close(rel, NoLock);
+	*count = sum;
+	if (added)
+		return true;
 
 	/*
 	 * A new row takes the first slot not in use from this backend's own on:
 	 * two voters making rows at the same time (neither sees the other's yet)
 	 * take different slots unless their backends share one.
 	 */
-	if (!added)
-		for (i = 0; i < VG_COUNTER_SLOTS; i++)
-		{
-			int32		slot = (vg_counter_slot() + i) % VG_COUNTER_SLOTS;
+	for (i = 0; i < VG_COUNTER_SLOTS; i++)
+	{
+		int32		slot = (vg_counter_slot() + i) % VG_COUNTER_SLOTS;
 
-			if ((used & ((uint32) 1 << slot)) == 0)
-			{
-				*new_slot = slot;
-				break;
-			}
+		if ((used & ((uint32) 1 << slot)) == 0)
+		{
+			*new_slot = slot;
+			break;
 		}
-	return added;
+	}
+	return false;
 }

@@ -383,21 +383,24 @@ open_contest(int64 contest_id, text *request_id, VgContest *c, VgResult *res)
 }
 
 /*
- * One vote more for the entry: in a counter slot row that no other
- * transaction holds, or in a new one.
+ * One vote more for the entry, in a counter slot row that no other
+ * transaction holds or in a new one; returns the entry's count with it.
  */
-static void
+static int64
 count_vote(int64 contest_id, int64 entry_id)
 {
 	Datum		args[3];
 	int32		slot;
+	int64		count;
 
-	if (vg_counter_add_free(contest_id, entry_id, &slot))
-		return;
+	if (vg_counter_add_free(contest_id, entry_id, &slot, &count))
+		return count;
+	/* a new row (it may wait for another's): count after it */
 	args[0] = Int64GetDatum(contest_id);
 	args[1] = Int64GetDatum(entry_id);
 	args[2] = Int32GetDatum(slot);
 	vg_execute(plan_count_new, args, NULL, SPI_OK_INSERT, 0);
+	return vg_entry_count(contest_id, entry_id);
 }
 
 /*
@@ -502,8 +505,8 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 		/*
 		 * Under READ COMMITTED the insert runs with the calling statement's
 		 * snapshot rather than a new one: nothing it does depends on a
-		 * snapshot (the unique indexes and ON CONFLICT DO UPDATE work on
-		 * the newest row versions), and a new snapshot per vote costs a
+		 * snapshot (the unique indexes work on the newest row versions),
+		 * and a new snapshot per vote costs a
 		 * GetSnapshotData, which contends on ProcArrayLock with many
 		 * backends.
 		 */
@@ -518,9 +521,8 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 			res->code = VG_OK;
 			res->has_vote_id = true;
 			res->vote_id = DatumGetInt64(vg_spi_value(0, 1, &isnull));
-			count_vote(contest_id, entry_id);
 			res->has_count = true;
-			res->vote_count = vg_entry_count(contest_id, entry_id);
+			res->vote_count = count_vote(contest_id, entry_id);
 			return;
 		}
 

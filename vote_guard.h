@@ -131,7 +131,7 @@ extern void vg_execute_trusted(struct _SPI_plan *plan, Datum *args,
  * the triggers skip that part.  Set only around their own statements.
  */
 #define VG_WRITE_DECIDED	0x01	/* policy decided under the voter's locks */
-#define VG_WRITE_COUNTED	0x02	/* counter moved by the statement itself */
+#define VG_WRITE_COUNTED	0x02	/* counter moved by the caller itself */
 extern int	vg_trusted_write;
 
 /* vg_policy.c */
@@ -167,6 +167,6 @@ extern int32 vg_counter_slot(void);
 extern bool vg_entry_exists(int64 contest_id, int64 entry_id);
 extern int64 vg_entry_count(int64 contest_id, int64 entry_id);
 extern bool vg_counter_add_free(int64 contest_id, int64 entry_id,
-								int32 *new_slot);
+								int32 *new_slot, int64 *count);
 
 #endif							/* VOTE_GUARD_H */
