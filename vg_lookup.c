@@ -54,6 +54,7 @@ typedef struct KeyedTable
 	const char *relname;
 	Oid			relid;			/* InvalidOid: look up again */
 	Oid			pkey;
+	bool		as_created;		/* see table_as_created */
 } KeyedTable;
 
 static KeyedTable entries_table = {"entries"};
@@ -94,6 +95,35 @@ keyed_tables_callback(Datum arg, Oid relid)
 		counters_table.relid = InvalidOid;
 }
 
+/*
+ * Is the table as vote_guard created it: a heap, its primary key its only
+ * index, no update triggers but those of a foreign key (which an update that
+ * keeps the key does not fire)?  Decided when the table is looked up again,
+ * which any change to it causes.
+ */
+static bool
+table_as_created(Relation rel)
+{
+	List	   *indexes;
+	bool		plain;
+	int			i;
+
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
+		return false;
+	indexes = RelationGetIndexList(rel);
+	plain = list_length(indexes) == 1;
+	list_free(indexes);
+	for (i = 0; plain && rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *trig = &rel->trigdesc->triggers[i];
+
+		if (TRIGGER_FOR_UPDATE(trig->tgtype) &&
+			RI_FKey_trigger_type(trig->tgfoid) == RI_TRIGGER_NONE)
+			plain = false;
+	}
+	return plain;
+}
+
 /* Open the table (lock kept to the end of the transaction). */
 static Relation
 keyed_table_open(KeyedTable *t, LOCKMODE lockmode)
@@ -115,6 +145,7 @@ keyed_table_open(KeyedTable *t, LOCKMODE lockmode)
 	if (!OidIsValid(rel->rd_pkindex))
 		elog(ERROR, "vote_guard.%s has no primary key", t->relname);
 	t->pkey = rel->rd_pkindex;
+	t->as_created = table_as_created(rel);
 	t->relid = RelationGetRelid(rel);
 	return rel;
 }
@@ -248,34 +279,6 @@ vg_entry_count(int64 contest_id, int64 entry_id)
 }
 
 /*
- * Are the counters what vote_guard created: a heap, its primary key its
- * only index, no update triggers but those of its foreign key (which an
- * update that keeps the key does not fire)?
- */
-static bool
-counters_as_created(Relation rel)
-{
-	List	   *indexes;
-	bool		plain;
-	int			i;
-
-	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
-		return false;
-	indexes = RelationGetIndexList(rel);
-	plain = list_length(indexes) == 1;
-	list_free(indexes);
-	for (i = 0; plain && rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
-	{
-		Trigger    *trig = &rel->trigdesc->triggers[i];
-
-		if (TRIGGER_FOR_UPDATE(trig->tgtype) &&
-			RI_FKey_trigger_type(trig->tgfoid) == RI_TRIGGER_NONE)
-			plain = false;
-	}
-	return plain;
-}
-
-/*
  * The primary key entry of a counter row version that did not go on the
  * same heap-only chain (the page had no room).
  */
@@ -360,7 +363,7 @@ vg_counter_add_free(int64 contest_id, int64 entry_id, int32 *new_slot,
 	StaticAssertStmt(VG_COUNTER_SLOTS <= 32, "counter slots must fit in a uint32");
 	*new_slot = vg_counter_slot();
 	rel = keyed_table_open(&counters_table, RowExclusiveLock);
-	if (!counters_as_created(rel))
+	if (!counters_table.as_created)
 	{
 		table_close(rel, NoLock);
 		return false;

@@ -281,6 +281,23 @@ ROLLBACK;
 SELECT :R FROM vote_guard.cast_vote(:cx, 3, '198.51.100.63');
 
 --
+-- counters changed by hand (an extra index): cast_vote moves them through
+-- SQL, which keeps every index; the index scan finds the newest count
+--
+SELECT vote_guard.add_entry(:cx, 4);
+CREATE INDEX counters_votes_extra ON vote_guard.counters (contest_id, entry_id, votes);
+SELECT :R FROM vote_guard.cast_vote(:cx, 4, '198.51.100.70');
+SELECT :R FROM vote_guard.cast_vote(:cx, 4, '198.51.100.71');
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT votes FROM vote_guard.counters WHERE contest_id = :cx AND entry_id = 4 AND votes = 2;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+DROP INDEX vote_guard.counters_votes_extra;
+SELECT :R FROM vote_guard.cast_vote(:cx, 4, '198.51.100.72');
+SELECT * FROM vote_guard.verify(:cx) WHERE entry_id = 4;
+
+--
 -- counts: results() agrees with the vote rows, verify() finds no drift
 --
 SELECT * FROM vote_guard.results(:c);
