@@ -47,4 +47,23 @@ vg_simple_heap_update(Relation rel, ItemPointer otid, HeapTuple tup)
 }
 #endif
 
+/*
+ * The index entries of a row just inserted speculatively (INSERT ... ON
+ * CONFLICT); every unique index is an arbiter.  Since 16 the executor also
+ * asks whether only summarizing indexes need the entries.
+ */
+#include "executor/executor.h"
+static inline List *
+vg_insert_index_tuples(ResultRelInfo *rri, TupleTableSlot *slot,
+					   EState *estate, bool *spec_conflict)
+{
+#if PG_VERSION_NUM >= 160000
+	return ExecInsertIndexTuples(rri, slot, estate, false, true, spec_conflict,
+								 NIL, false);
+#else
+	return ExecInsertIndexTuples(rri, slot, estate, false, true, spec_conflict,
+								 NIL);
+#endif
+}
+
 #endif							/* VG_COMPAT_H */

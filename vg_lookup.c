@@ -1,17 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * vg_lookup.c
- *	  Work by primary key that does not go through the planner: whether an
- *	  entry exists, an entry's count, and adding a vote to a free counter
- *	  slot.
+ *	  The work of every vote that does not go through the planner: whether
+ *	  an entry exists, an entry's count, adding a vote to a free counter
+ *	  slot, and writing the vote's row.
  *
- * All three run on every vote.  As queries they would be planned from the
- * tables' statistics: counters analyzed while nearly empty, or one hot
- * contest dominating the statistics, made the planner choose a sequential
- * scan, or plan again on every call.  Here they are scans of the primary
- * key, one entry's index tuples, whatever the statistics say.
- * systable_beginscan is PostgreSQL's interface for such a key lookup; it
- * works on any heap relation with a btree index.
+ * As queries the first three would be planned from the tables' statistics:
+ * counters analyzed while nearly empty, or one hot contest dominating the
+ * statistics, made the planner choose a sequential scan, or plan again on
+ * every call.  Here they are scans of the primary key, one entry's index
+ * tuples, whatever the statistics say.  systable_beginscan is PostgreSQL's
+ * interface for such a key lookup; it works on any heap relation with a
+ * btree index.  The vote's row is written with the executor's own
+ * functions for INSERT ... ON CONFLICT DO NOTHING, without building a plan
+ * for it (vg_vote_insert).
  *
  * Under READ COMMITTED, entries found are remembered per backend.  That is
  * safe because an entry is removed or renumbered only under its contest's
@@ -35,8 +37,14 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_type_d.h"
+#include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "executor/executor.h"
 #include "executor/tuptable.h"
+#include "nodes/primnodes.h"
+#include "rewrite/rewriteHandler.h"
+#include "storage/lmgr.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -44,21 +52,29 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "vote_guard.h"
 #include "vg_compat.h"
 
-/* A vote_guard table keyed by (contest_id, entry_id, ...). */
+/* A vote_guard table keyed by (contest_id, ...). */
 typedef struct KeyedTable
 {
 	const char *relname;
+	/* may the work of this file write it directly? NULL: it does not */
+	bool		(*check) (Relation rel);
 	Oid			relid;			/* InvalidOid: look up again */
 	Oid			pkey;
-	bool		as_created;		/* see table_as_created */
+	bool		as_created;		/* what check said of it */
+	Oid			seqid;			/* votes: the sequence of vote_id */
 } KeyedTable;
 
-static KeyedTable entries_table = {"entries"};
-static KeyedTable counters_table = {"counters"};
+static bool counters_as_created(Relation rel);
+static bool votes_as_created(Relation rel);
+
+static KeyedTable entries_table = {"entries", NULL};
+static KeyedTable counters_table = {"counters", counters_as_created};
+static KeyedTable votes_table = {"votes", votes_as_created};
 static bool callback_registered = false;
 
 /*
@@ -93,6 +109,8 @@ keyed_tables_callback(Datum arg, Oid relid)
 	}
 	if (relid == InvalidOid || relid == counters_table.relid)
 		counters_table.relid = InvalidOid;
+	if (relid == InvalidOid || relid == votes_table.relid)
+		votes_table.relid = InvalidOid;
 }
 
 /*
@@ -102,7 +120,7 @@ keyed_tables_callback(Datum arg, Oid relid)
  * which any change to it causes.
  */
 static bool
-table_as_created(Relation rel)
+counters_as_created(Relation rel)
 {
 	List	   *indexes;
 	bool		plain;
@@ -136,16 +154,21 @@ keyed_table_open(KeyedTable *t, LOCKMODE lockmode)
 		callback_registered = true;
 	}
 	if (OidIsValid(t->relid))
-		return table_open(t->relid, lockmode);
-
-	rel = table_open(get_relname_relid(t->relname,
-									   get_namespace_oid("vote_guard", false)),
-					 lockmode);
+	{
+		rel = table_open(t->relid, lockmode);
+		/* still valid after the invalidations that came with the lock? */
+		if (OidIsValid(t->relid))
+			return rel;
+	}
+	else
+		rel = table_open(get_relname_relid(t->relname,
+										   get_namespace_oid("vote_guard", false)),
+						 lockmode);
 	list_free(RelationGetIndexList(rel));
 	if (!OidIsValid(rel->rd_pkindex))
 		elog(ERROR, "vote_guard.%s has no primary key", t->relname);
 	t->pkey = rel->rd_pkindex;
-	t->as_created = table_as_created(rel);
+	t->as_created = t->check != NULL && t->check(rel);
 	t->relid = RelationGetRelid(rel);
 	return rel;
 }
@@ -436,4 +459,189 @@ vg_counter_add_free(int64 contest_id, int64 entry_id, int32 *new_slot,
 		}
 	}
 	return false;
+}
+
+/*
+ * The columns of vote_guard.votes, in order; vg_vote_insert takes its values
+ * in this order.
+ */
+static const Oid votes_column_types[VG_VOTES_NATTS] = {
+	INT8OID,					/* contest_id */
+	INT8OID,					/* vote_id: identity */
+	INT8OID,					/* entry_id */
+	BYTEAOID,					/* ip_key */
+	TEXTOID,					/* user_id */
+	BYTEAOID,					/* email_key */
+	TEXTOID,					/* request_id */
+	TIMESTAMPTZOID,				/* created_at: statement_timestamp() */
+	INT4OID,					/* window_no */
+	INT2OID,					/* ip_slot */
+	INT2OID,					/* user_slot */
+	INT2OID,					/* email_slot */
+};
+
+/*
+ * May vg_vote_insert write votes without the executor's plan: a plain heap
+ * table with vote_guard's columns, without row security or rules, whose
+ * vote_id takes the next value of its identity sequence and created_at the
+ * statement's time, and whose only insert triggers are vote_guard's own?
+ * Indexes and constraints may be anything: vg_vote_insert checks and
+ * maintains them as the executor does.
+ */
+static bool
+votes_as_created(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Oid			schema = RelationGetNamespace(rel);
+	Node	   *def;
+	int			i;
+
+	votes_table.seqid = InvalidOid;
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
+		rel->rd_rel->relkind != RELKIND_RELATION ||
+		rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity ||
+		rel->rd_rules != NULL || desc->natts != VG_VOTES_NATTS)
+		return false;
+	for (i = 0; i < VG_VOTES_NATTS; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->atttypid != votes_column_types[i] ||
+			att->attgenerated != '\0')
+			return false;
+	}
+	def = build_column_default(rel, VG_VOTES_VOTE_ID);
+	if (def == NULL || !IsA(def, NextValueExpr))
+		return false;
+	votes_table.seqid = ((NextValueExpr *) def)->seqid;
+	def = build_column_default(rel, VG_VOTES_CREATED_AT);
+	if (def == NULL || !IsA(def, FuncExpr) ||
+		((FuncExpr *) def)->funcid != F_STATEMENT_TIMESTAMP)
+		return false;
+	for (i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *trig = &rel->trigdesc->triggers[i];
+
+		if (TRIGGER_FOR_INSERT(trig->tgtype) &&
+			((strcmp(trig->tgname, "votes_counters") != 0 &&
+			  strcmp(trig->tgname, "votes_policy") != 0) ||
+			 get_func_namespace(trig->tgfoid) != schema))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A conflicting vote found under REPEATABLE READ or SERIALIZABLE must be
+ * one the transaction's snapshot sees, as for INSERT ... ON CONFLICT DO
+ * NOTHING: else the vote would be refused for a row the transaction cannot
+ * see.
+ */
+static void
+check_conflict_visible(Relation rel, ItemPointer tid)
+{
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+	if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot))
+		elog(ERROR, "failed to fetch conflicting tuple for ON CONFLICT");
+	if (!table_tuple_satisfies_snapshot(rel, slot, GetTransactionSnapshot()))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent update")));
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/*
+ * Write a vote's row as INSERT INTO vote_guard.votes ... ON CONFLICT DO
+ * NOTHING RETURNING vote_id would, from values in the order of
+ * votes_column_types (vote_id and created_at are filled in here), with the
+ * executor's own functions but without a plan, its expressions and the
+ * triggers (vote_guard's pass such a write through unchanged).  Every
+ * unique index is an arbiter, as in that statement: a conflict with a vote
+ * in flight waits for its transaction, and a conflict found while this row
+ * was going in (a concurrent voter) starts over.  Constraints are checked.
+ *
+ * Returns false if votes is not as vote_guard created it (see
+ * votes_as_created): the caller runs the statement instead.  Otherwise
+ * *inserted says whether the row went in (false: a unique index said no),
+ * and *vote_id is its id.
+ */
+bool
+vg_vote_insert(Datum *values, bool *isnull, bool *inserted, int64 *vote_id)
+{
+	Relation	rel = keyed_table_open(&votes_table, RowExclusiveLock);
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+
+	if (!votes_table.as_created)
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+
+	estate = CreateExecutorState();
+	estate->es_output_cid = GetCurrentCommandId(true);
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 0, NULL, 0);
+	ExecOpenIndices(rri, true);
+
+	*vote_id = nextval_internal(votes_table.seqid, false);
+	values[VG_VOTES_VOTE_ID - 1] = Int64GetDatum(*vote_id);
+	isnull[VG_VOTES_VOTE_ID - 1] = false;
+	values[VG_VOTES_CREATED_AT - 1] =
+		TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
+	isnull[VG_VOTES_CREATED_AT - 1] = false;
+
+	slot = table_slot_create(rel, NULL);
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, VG_VOTES_NATTS * sizeof(Datum));
+	memcpy(slot->tts_isnull, isnull, VG_VOTES_NATTS * sizeof(bool));
+	ExecStoreVirtualTuple(slot);
+	if (rel->rd_att->constr != NULL)
+		ExecConstraints(rri, slot, estate);
+
+	for (;;)
+	{
+		ItemPointerData conflict;
+		uint32		token;
+		bool		spec_conflict = false;
+
+		if (!ExecCheckIndexConstraints(rri, slot, estate, &conflict, NIL))
+		{
+			if (IsolationUsesXactSnapshot())
+				check_conflict_visible(rel, &conflict);
+			*inserted = false;
+			break;
+		}
+
+		/*
+		 * Others that meet the row in an index wait for this lock, not for
+		 * the transaction: it is released as soon as the row is decided.
+		 */
+		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
+		table_tuple_insert_speculative(rel, slot, estate->es_output_cid, 0,
+									   NULL, token);
+
+		/*
+		 * The indexes it returns would need a deferred recheck: a deferrable
+		 * constraint, whose trigger makes votes_as_created say no.
+		 */
+		list_free(vg_insert_index_tuples(rri, slot, estate, &spec_conflict));
+		table_tuple_complete_speculative(rel, slot, token, !spec_conflict);
+		SpeculativeInsertionLockRelease(GetCurrentTransactionId());
+		if (!spec_conflict)
+		{
+			*inserted = true;
+			break;
+		}
+	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	if (*inserted)
+		CommandCounterIncrement();
+	return true;
 }

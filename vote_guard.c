@@ -404,6 +404,47 @@ count_vote(int64 contest_id, int64 entry_id)
 }
 
 /*
+ * Write the vote; args and nulls as plan_insert takes them.  Returns whether
+ * it went in (false: a unique index said no), with *vote_id its id.
+ * vg_vote_insert writes it without a plan unless the votes table has been
+ * changed; then the statement runs.
+ */
+static bool
+insert_vote(Datum *args, const char *nulls, int64 *vote_id)
+{
+	/* plan_insert's parameters: the columns of votes but vote_id, created_at */
+	static const int columns[10] = {1, 3, 4, 5, 6, 7, 9, 10, 11, 12};
+	Datum		values[VG_VOTES_NATTS];
+	bool		isnull[VG_VOTES_NATTS];
+	bool		inserted;
+	int			i;
+
+	for (i = 0; i < 10; i++)
+	{
+		values[columns[i] - 1] = args[i];
+		isnull[columns[i] - 1] = nulls[i] == 'n';
+	}
+	if (vg_vote_insert(values, isnull, &inserted, vote_id))
+		return inserted;
+
+	/*
+	 * Under READ COMMITTED the statement runs with the calling statement's
+	 * snapshot rather than a new one: nothing it does depends on a snapshot
+	 * (the unique indexes work on the newest row versions), and a new
+	 * snapshot per vote costs a GetSnapshotData, which contends on
+	 * ProcArrayLock with many backends.
+	 */
+	vg_execute_trusted(plan_insert, args, nulls, SPI_OK_INSERT_RETURNING,
+					   VG_WRITE_DECIDED | VG_WRITE_COUNTED,
+					   !IsolationUsesXactSnapshot() && ActiveSnapshotSet() ?
+					   GetActiveSnapshot() : InvalidSnapshot);
+	if (SPI_processed == 0)
+		return false;
+	*vote_id = DatumGetInt64(vg_spi_value(0, 1, &inserted));
+	return true;
+}
+
+/*
  * The vote itself, SPI connected and the contest open.  Arguments are
  * already checked except what needs the contest.
  */
@@ -418,6 +459,7 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 	VgDecision	d;
 	Datum		args[10];
 	char		nulls[10];
+	int64		vote_id;
 	int			attempt;
 	int			i;
 
@@ -502,25 +544,11 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 		args[6] = Int32GetDatum(vg_window_no(c, now));
 		nulls[6] = ' ';
 
-		/*
-		 * Under READ COMMITTED the insert runs with the calling statement's
-		 * snapshot rather than a new one: nothing it does depends on a
-		 * snapshot (the unique indexes work on the newest row versions),
-		 * and a new snapshot per vote costs a
-		 * GetSnapshotData, which contends on ProcArrayLock with many
-		 * backends.
-		 */
-		vg_execute_trusted(plan_insert, args, nulls, SPI_OK_INSERT_RETURNING,
-						   VG_WRITE_DECIDED | VG_WRITE_COUNTED,
-						   !IsolationUsesXactSnapshot() && ActiveSnapshotSet() ?
-						   GetActiveSnapshot() : InvalidSnapshot);
-		if (SPI_processed > 0)
+		if (insert_vote(args, nulls, &vote_id))
 		{
-			bool		isnull;
-
 			res->code = VG_OK;
 			res->has_vote_id = true;
-			res->vote_id = DatumGetInt64(vg_spi_value(0, 1, &isnull));
+			res->vote_id = vote_id;
 			res->has_count = true;
 			res->vote_count = count_vote(contest_id, entry_id);
 			return;

@@ -169,4 +169,11 @@ extern int64 vg_entry_count(int64 contest_id, int64 entry_id);
 extern bool vg_counter_add_free(int64 contest_id, int64 entry_id,
 								int32 *new_slot, int64 *count);
 
+/* the columns of vote_guard.votes, and two of their numbers */
+#define VG_VOTES_NATTS			12
+#define VG_VOTES_VOTE_ID		2
+#define VG_VOTES_CREATED_AT		8
+extern bool vg_vote_insert(Datum *values, bool *isnull, bool *inserted,
+						   int64 *vote_id);
+
 #endif							/* VOTE_GUARD_H */

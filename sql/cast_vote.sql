@@ -298,6 +298,50 @@ SELECT :R FROM vote_guard.cast_vote(:cx, 4, '198.51.100.72');
 SELECT * FROM vote_guard.verify(:cx) WHERE entry_id = 4;
 
 --
+-- votes changed by hand: cast_vote writes a vote without a plan only while
+-- the table is as created; what the owner added still applies
+--
+SELECT vote_guard.add_entry(:cx, 5);
+-- a CHECK constraint is checked
+ALTER TABLE vote_guard.votes ADD CONSTRAINT votes_not_entry_5 CHECK (entry_id <> 5);
+SELECT :R FROM vote_guard.cast_vote(:cx, 5, '198.51.100.80');
+ALTER TABLE vote_guard.votes DROP CONSTRAINT votes_not_entry_5;
+SELECT :R FROM vote_guard.cast_vote(:cx, 5, '198.51.100.80');
+-- an insert trigger of the owner's fires
+CREATE FUNCTION pg_temp.vote_seen() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN RAISE NOTICE 'vote for entry % seen', NEW.entry_id; RETURN NEW; END$$;
+BEGIN;
+CREATE TRIGGER votes_seen AFTER INSERT ON vote_guard.votes
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.vote_seen();
+SELECT :R FROM vote_guard.cast_vote(:cx, 5, '198.51.100.81');
+ROLLBACK;
+-- a column added with a default gets it
+BEGIN;
+ALTER TABLE vote_guard.votes ADD COLUMN channel text;
+ALTER TABLE vote_guard.votes ALTER COLUMN channel SET DEFAULT 'web';
+SELECT :R FROM vote_guard.cast_vote(:cx, 5, '198.51.100.82');
+SELECT entry_id, channel FROM vote_guard.votes
+ WHERE contest_id = :cx AND entry_id = 5 ORDER BY vote_id;
+ROLLBACK;
+-- another default for created_at is taken
+BEGIN;
+ALTER TABLE vote_guard.votes ALTER COLUMN created_at SET DEFAULT '2001-02-03 04:05:06+00';
+SELECT :R FROM vote_guard.cast_vote(:cx, 5, '198.51.100.83');
+SELECT created_at = '2001-02-03 04:05:06+00' AS default_taken FROM vote_guard.votes
+ WHERE contest_id = :cx AND entry_id = 5 ORDER BY vote_id DESC LIMIT 1;
+ROLLBACK;
+-- and as created again: the vote's time is the calling statement's
+CREATE FUNCTION pg_temp.vote_time(bigint, bigint) RETURNS timestamptz
+    LANGUAGE sql VOLATILE
+    AS 'SELECT created_at FROM vote_guard.votes WHERE contest_id = $1 AND vote_id = $2';
+BEGIN;
+SELECT pg_sleep(0.01);
+SELECT r.success, pg_temp.vote_time(:cx, r.vote_id) = statement_timestamp() AS statement_time
+  FROM vote_guard.cast_vote(:cx, 5, '198.51.100.84') r;
+COMMIT;
+SELECT * FROM vote_guard.verify(:cx) WHERE entry_id = 5;
+
+--
 -- counts: results() agrees with the vote rows, verify() finds no drift
 --
 SELECT * FROM vote_guard.results(:c);
