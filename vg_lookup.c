@@ -42,6 +42,7 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/tuptable.h"
+#include "miscadmin.h"
 #include "nodes/primnodes.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
@@ -579,6 +580,9 @@ vg_vote_insert(Datum *values, bool *isnull, bool *inserted, int64 *vote_id)
 		table_close(rel, NoLock);
 		return false;
 	}
+	/* what the executor checks before an INSERT (ExecCheckXactReadOnly) */
+	PreventCommandIfReadOnly("INSERT");
+	PreventCommandIfParallelMode("INSERT");
 
 	estate = CreateExecutorState();
 	estate->es_output_cid = GetCurrentCommandId(true);

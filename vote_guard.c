@@ -15,13 +15,14 @@
  *	   is looked up in the primary key of entries (vg_lookup.c);
  *	4. the voter's keys are computed (HMAC, derived per contest);
  *	5. with one vote per voter and no cooldown, one INSERT ... ON CONFLICT DO
- *	   NOTHING writes the vote and the partial unique indexes decide: two
+ *	   NOTHING writes the vote (done by vg_vote_insert with the executor's
+ *	   functions, without a plan) and the partial unique indexes decide: two
  *	   concurrent calls for one voter can never both succeed, and a call
  *	   waits for a conflicting call in flight and succeeds if that one
  *	   aborts.  Other policies first lock the voter's vectors and read its
  *	   earlier votes (vg_policy.c), then insert into the chosen slots, the
- *	   same indexes still standing guard.  The votes trigger moves the
- *	   counter in the same transaction;
+ *	   same indexes still standing guard.  The entry's counter then moves
+ *	   in a slot row no other transaction holds (vg_counter_add_free);
  *	6. on a conflict, the voter's votes say which vector collided, or that
  *	   this request_id was accepted before (a replay).
  *

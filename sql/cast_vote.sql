@@ -339,6 +339,10 @@ SELECT pg_sleep(0.01);
 SELECT r.success, pg_temp.vote_time(:cx, r.vote_id) = statement_timestamp() AS statement_time
   FROM vote_guard.cast_vote(:cx, 5, '198.51.100.84') r;
 COMMIT;
+-- a read-only transaction cannot vote
+BEGIN READ ONLY;
+SELECT :R FROM vote_guard.cast_vote(:cx, 5, '198.51.100.85');
+ROLLBACK;
 SELECT * FROM vote_guard.verify(:cx) WHERE entry_id = 5;
 
 --
