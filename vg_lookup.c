@@ -574,6 +574,7 @@ vg_vote_insert(Datum *values, bool *isnull, bool *inserted, int64 *vote_id)
 	EState	   *estate;
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
+	MemoryContext oldcxt;
 
 	if (!votes_table.as_created)
 	{
@@ -584,7 +585,9 @@ vg_vote_insert(Datum *values, bool *isnull, bool *inserted, int64 *vote_id)
 	PreventCommandIfReadOnly("INSERT");
 	PreventCommandIfParallelMode("INSERT");
 
+	/* what the executor allocates goes with its state, as in a query */
 	estate = CreateExecutorState();
+	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
 	estate->es_output_cid = GetCurrentCommandId(true);
 	rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(rri, rel, 0, NULL, 0);
@@ -643,6 +646,7 @@ vg_vote_insert(Datum *values, bool *isnull, bool *inserted, int64 *vote_id)
 
 	ExecDropSingleTupleTableSlot(slot);
 	ExecCloseIndices(rri);
+	MemoryContextSwitchTo(oldcxt);
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);
 	if (*inserted)
