@@ -323,9 +323,9 @@ counter_index_insert(Relation rel, HeapTuple tup)
 	index_close(index, NoLock);
 }
 
-/* The counter row locked into slot, with one vote more. */
+/* The counter row locked into slot, with delta votes more. */
 static void
-counter_add_one(Relation rel, TupleTableSlot *slot)
+counter_add(Relation rel, TupleTableSlot *slot, int64 delta)
 {
 	bool		should_free;
 	HeapTuple	old = ExecFetchSlotHeapTuple(slot, false, &should_free);
@@ -339,7 +339,7 @@ counter_add_one(Relation rel, TupleTableSlot *slot)
 	values[0] = heap_getattr(old, cols[0], desc, &isnull);
 	if (isnull)
 		elog(ERROR, "vote_guard.counters has a null count");
-	values[0] = Int64GetDatum(DatumGetInt64(values[0]) + 1);
+	values[0] = Int64GetDatum(DatumGetInt64(values[0]) + delta);
 	newtup = heap_modify_tuple_by_cols(old, desc, 1, cols, values, nulls);
 	if (vg_simple_heap_update(rel, &slot->tts_tid, newtup))
 		counter_index_insert(rel, newtup);
@@ -349,10 +349,10 @@ counter_add_one(Relation rel, TupleTableSlot *slot)
 }
 
 /*
- * Add one vote to a counter row of the entry that no other transaction
+ * Add delta votes to a counter row of the entry that no other transaction
  * holds, as UPDATE ... SKIP LOCKED would.  Returns true if it did, with
  * *count the entry's count: its rows as a next statement of the transaction
- * sees them, and the new vote.  Otherwise every row of the entry is held by
+ * sees them, and delta.  Otherwise every row of the entry is held by
  * another transaction (or, under REPEATABLE READ and SERIALIZABLE, changed
  * since the snapshot), or it has none yet, and *new_slot is the slot a new
  * row should take: one not in use, or, when all VG_COUNTER_SLOTS are, this
@@ -370,8 +370,8 @@ counter_add_one(Relation rel, TupleTableSlot *slot)
  * this backend's slot) and the caller writes through SQL.
  */
 bool
-vg_counter_add_free(int64 contest_id, int64 entry_id, int32 *new_slot,
-					int64 *count)
+vg_counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
+					int32 *new_slot, int64 *count)
 {
 	Relation	rel;
 	Snapshot	snapshot;
@@ -381,7 +381,7 @@ vg_counter_add_free(int64 contest_id, int64 entry_id, int32 *new_slot,
 	uint8		lock_flags = 0;
 	uint32		used = 0;
 	bool		added = false;
-	int64		sum = 1;		/* the new vote */
+	int64		sum = delta;
 	int			i;
 
 	StaticAssertStmt(VG_COUNTER_SLOTS <= 32, "counter slots must fit in a uint32");
@@ -425,7 +425,7 @@ vg_counter_add_free(int64 contest_id, int64 entry_id, int32 *new_slot,
 		switch (result)
 		{
 			case TM_Ok:
-				counter_add_one(rel, locked);
+				counter_add(rel, locked, delta);
 				added = true;
 				break;
 			case TM_WouldBlock:	/* another transaction holds it */

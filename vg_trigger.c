@@ -82,29 +82,73 @@ static const char *const counter_deltas[3] = {
 };
 
 /*
- * Add a statement's net changes to the backend's counter slots, in entry
- * order so that two statements cannot deadlock.  SPI is connected, with the
- * trigger's transition tables registered.
+ * Add delta votes to an entry's count: to a counter row of the entry that no
+ * other transaction holds (vg_counter_add_free), else to a new row in a slot
+ * not in use, or, when all are, to this backend's slot row, waiting for its
+ * holder.  Returns the entry's count with it, as the transaction sees it.
+ * SPI is connected.
+ */
+int64
+vg_counter_add(int64 contest_id, int64 entry_id, int64 delta)
+{
+	static SPIPlanPtr plan_new_row = NULL;
+	Datum		args[4];
+	int32		slot;
+	int64		count;
+
+	if (vg_counter_add_free(contest_id, entry_id, delta, &slot, &count))
+		return count;
+	if (plan_new_row == NULL)
+	{
+		Oid			argtypes[4] = {INT8OID, INT8OID, INT4OID, INT8OID};
+
+		plan_new_row = vg_prepare_kept(
+			"INSERT INTO vote_guard.counters AS k (contest_id, entry_id, slot, votes)"
+			" VALUES ($1, $2, $3, $4)"
+			" ON CONFLICT (contest_id, entry_id, slot) DO UPDATE"
+			" SET votes = k.votes OPERATOR(pg_catalog.+) excluded.votes",
+			4, argtypes);
+	}
+	args[0] = Int64GetDatum(contest_id);
+	args[1] = Int64GetDatum(entry_id);
+	args[2] = Int32GetDatum(slot);
+	args[3] = Int64GetDatum(delta);
+	vg_execute(plan_new_row, args, NULL, SPI_OK_INSERT, 0);
+	return vg_entry_count(contest_id, entry_id);
+}
+
+/*
+ * Add a statement's net changes to the entries' counters, in entry order.
+ * SPI is connected, with the trigger's transition tables registered.
  */
 static void
 counters_apply(const char *deltas)
 {
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(vg_counter_slot())};
-	char	   *query;
+	char	   *query = psprintf("SELECT d.contest_id, d.entry_id, d.delta"
+								 "  FROM (%s) d ORDER BY 1, 2", deltas);
+	uint64		n;
+	int64	   *rows;
+	uint64		i;
 	int			ret;
 
-	query = psprintf("INSERT INTO vote_guard.counters AS k"
-					 "       (contest_id, entry_id, slot, votes)"
-					 " SELECT d.contest_id, d.entry_id, $1, d.delta"
-					 "   FROM (%s) d"
-					 "  ORDER BY d.contest_id, d.entry_id"
-					 " ON CONFLICT (contest_id, entry_id, slot) DO UPDATE"
-					 " SET votes = k.votes OPERATOR(pg_catalog.+) excluded.votes",
-					 deltas);
-	ret = SPI_execute_with_args(query, 1, argtypes, args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	ret = SPI_execute(query, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	/* the next statements overwrite SPI_tuptable: keep the rows */
+	n = SPI_processed;
+	rows = palloc(sizeof(int64) * 3 * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int			col;
+
+		for (col = 0; col < 3; col++)
+			rows[3 * i + col] = DatumGetInt64(vg_spi_value(i, col + 1, &isnull));
+	}
+	for (i = 0; i < n; i++)
+		(void) vg_counter_add(rows[3 * i], rows[3 * i + 1], rows[3 * i + 2]);
+	pfree(rows);
+	pfree(query);
 }
 
 static void

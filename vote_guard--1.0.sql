@@ -121,8 +121,8 @@ CREATE TABLE vote_guard.entries (
 REVOKE ALL ON TABLE vote_guard.entries FROM PUBLIC;
 
 /*
- * The entry's counter, in slots: a vote adds to a slot row no other
- * transaction holds (cast_vote) or to its backend's slot (the trigger), so
+ * The entry's counter, in slots: a vote, or the net change of a statement
+ * on votes (the trigger), adds to a slot row no other transaction holds, so
  * concurrent votes for one entry do not queue on one row.  The count is the
  * sum of the slots.  Maintained only by cast_vote, change_vote,
  * retract_vote and the trigger on votes; never dumped (restoring the votes

@@ -22,7 +22,7 @@
  *	   aborts.  Other policies first lock the voter's vectors and read its
  *	   earlier votes (vg_policy.c), then insert into the chosen slots, the
  *	   same indexes still standing guard.  The entry's counter then moves
- *	   in a slot row no other transaction holds (vg_counter_add_free);
+ *	   in a slot row no other transaction holds (vg_counter_add);
  *	6. on a conflict, the voter's votes say which vector collided, or that
  *	   this request_id was accepted before (a replay).
  *
@@ -95,7 +95,6 @@ typedef struct VgResult
  * when the tables change, and re-parses them if the extension is re-created.
  */
 static SPIPlanPtr plan_insert = NULL;
-static SPIPlanPtr plan_count_new = NULL;
 static SPIPlanPtr plan_user_votes = NULL;
 static SPIPlanPtr plan_lock_vote = NULL;
 static SPIPlanPtr plan_move = NULL;
@@ -206,14 +205,13 @@ prepare_plans(void)
 	Oid			lock_args[5] = {INT8OID, INT8OID, TEXTOID, INT4OID, INT8OID};
 	Oid			move_args[3] = {INT8OID, INT8OID, INT8OID};
 	Oid			prefix_args[1] = {INT8OID};
-	Oid			count_args[3] = {INT8OID, INT8OID, INT4OID};
 
 	if (plan_prefixes != NULL)
 		return;
 
 	/*
-	 * The vote.  No row: a unique index said no.  Its counter moves next,
-	 * by vg_counter_add_free or plan_count_new.
+	 * The vote.  No row: a unique index said no.  Its counter moves next
+	 * (vg_counter_add).
 	 */
 	plan_insert = vg_prepare_kept(
 		"INSERT INTO vote_guard.votes"
@@ -223,13 +221,6 @@ prepare_plans(void)
 		" ON CONFLICT DO NOTHING"
 		" RETURNING vote_id",
 		10, insert_args);
-	/* one vote more in a counter slot, the slot's row made if need be */
-	plan_count_new = vg_prepare_kept(
-		"INSERT INTO vote_guard.counters AS k (contest_id, entry_id, slot, votes)"
-		" VALUES ($1, $2, $3, 1)"
-		" ON CONFLICT (contest_id, entry_id, slot) DO UPDATE"
-		" SET votes = k.votes OPERATOR(pg_catalog.+) 1",
-		3, count_args);
 	/* a user's votes in a window, newest first; $4: only for this entry */
 	plan_user_votes = vg_prepare_kept(
 		"SELECT v.vote_id, v.entry_id, v.ip_key, v.email_key"
@@ -384,27 +375,6 @@ open_contest(int64 contest_id, text *request_id, VgContest *c, VgResult *res)
 }
 
 /*
- * One vote more for the entry, in a counter slot row that no other
- * transaction holds or in a new one; returns the entry's count with it.
- */
-static int64
-count_vote(int64 contest_id, int64 entry_id)
-{
-	Datum		args[3];
-	int32		slot;
-	int64		count;
-
-	if (vg_counter_add_free(contest_id, entry_id, &slot, &count))
-		return count;
-	/* a new row (it may wait for another's): count after it */
-	args[0] = Int64GetDatum(contest_id);
-	args[1] = Int64GetDatum(entry_id);
-	args[2] = Int32GetDatum(slot);
-	vg_execute(plan_count_new, args, NULL, SPI_OK_INSERT, 0);
-	return vg_entry_count(contest_id, entry_id);
-}
-
-/*
  * Write the vote; args and nulls as plan_insert takes them.  Returns whether
  * it went in (false: a unique index said no), with *vote_id its id.
  * vg_vote_insert writes it without a plan unless the votes table has been
@@ -551,7 +521,7 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 			res->has_vote_id = true;
 			res->vote_id = vote_id;
 			res->has_count = true;
-			res->vote_count = count_vote(contest_id, entry_id);
+			res->vote_count = vg_counter_add(contest_id, entry_id, 1);
 			return;
 		}
 

@@ -162,11 +162,12 @@ extern void vg_email_key(VgContestKeys *keys, const char *normalized,
 /* vg_trigger.c */
 extern void vg_lock_contest(int64 contest_id, bool exclusive);
 extern int32 vg_counter_slot(void);
+extern int64 vg_counter_add(int64 contest_id, int64 entry_id, int64 delta);
 
 /* vg_lookup.c */
 extern bool vg_entry_exists(int64 contest_id, int64 entry_id);
 extern int64 vg_entry_count(int64 contest_id, int64 entry_id);
-extern bool vg_counter_add_free(int64 contest_id, int64 entry_id,
+extern bool vg_counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 								int32 *new_slot, int64 *count);
 
 /* the columns of vote_guard.votes, and two of their numbers */
