@@ -23,7 +23,12 @@
 # (PGOPTIONS for the memory check's session, e.g. "-c plan_cache_mode=
 # force_generic_plan"; empty), BENCH_FK (whether the votes tables of plpgsql
 # and naive have a foreign key to their entries: auto = as vote_guard.votes
-# has one or not, 1 or 0), BENCH_PORT (55440), PG_MAJOR (15).
+# has one or not, 1 or 0), BENCH_PORT (55440), PG_MAJOR (15).  A part of the
+# suite: BENCH_SYNC (synchronous_commit settings; "off on"),
+# BENCH_WORKLOADS ("low hot"), BENCH_LOW_CLIENTS (client counts of the low
+# contention workload; "1 8 32"), BENCH_EXTRAS (the hashing and memory
+# checks; 1, or 0 to skip them), e.g.
+#   BENCH_SYNC=off BENCH_WORKLOADS=low BENCH_LOW_CLIENTS=1 BENCH_EXTRAS=0 BENCH_ROUNDS=5 bench/run.sh
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +48,10 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-1}
 BENCH_PORT=${BENCH_PORT:-55440}
 BENCH_FK=${BENCH_FK:-auto}
 BENCH_MEM_PGOPTIONS=${BENCH_MEM_PGOPTIONS:-}
+BENCH_SYNC=${BENCH_SYNC:-off on}
+BENCH_WORKLOADS=${BENCH_WORKLOADS:-low hot}
+BENCH_LOW_CLIENTS=${BENCH_LOW_CLIENTS:-1 8 32}
+BENCH_EXTRAS=${BENCH_EXTRAS:-1}
 
 if [ "$(id -u)" = 0 ]; then
     "$src/test/install-deps.sh"
@@ -59,6 +68,7 @@ if [ "$(id -u)" = 0 ]; then
         BENCH_SECONDS="$BENCH_SECONDS" BENCH_WARMUP="$BENCH_WARMUP" BENCH_ROUNDS="$BENCH_ROUNDS" \
         BENCH_MEM_N="$BENCH_MEM_N" BENCH_MICRO_N="$BENCH_MICRO_N" \
         BENCH_PORT="$BENCH_PORT" BENCH_FK="$BENCH_FK" BENCH_MEM_PGOPTIONS="$BENCH_MEM_PGOPTIONS" BENCH_REVISION="$BENCH_REVISION" TMPDIR="${TMPDIR:-/tmp}" \
+        BENCH_SYNC="$BENCH_SYNC" BENCH_WORKLOADS="$BENCH_WORKLOADS" BENCH_LOW_CLIENTS="$BENCH_LOW_CLIENTS" BENCH_EXTRAS="$BENCH_EXTRAS" \
         "$work/bench/run.sh" || status=$?
     exit $status
 fi
@@ -75,7 +85,7 @@ started=$(date +%s)
 
 NCONTESTS=100           # low contention: contests ...
 NENTRIES=10             # ... of this many entries each
-LOW_CLIENTS=(1 8 32)
+read -r -a LOW_CLIENTS <<<"$BENCH_LOW_CLIENTS"
 HOT_CLIENTS=32
 VARIANTS=(floor plpgsql naive cast_vote)
 SETTINGS="shared_buffers=256MB max_connections=100 max_wal_size=4GB fsync=on"
@@ -272,8 +282,8 @@ print_table() {
 
 tables=$tmp/tables.txt
 : >"$tables"
-for sync in off on; do
-    for workload in low hot; do
+for sync in $BENCH_SYNC; do
+    for workload in $BENCH_WORKLOADS; do
         echo "== synchronous_commit=$sync, workload $workload ($(( $(date +%s) - started )) s so far)"
         if [ "$workload" = low ]; then clients_list=("${LOW_CLIENTS[@]}"); else clients_list=("$HOT_CLIENTS"); fi
         for clients in "${clients_list[@]}"; do
@@ -291,6 +301,7 @@ for sync in off on; do
     done
 done
 
+if [ "$BENCH_EXTRAS" = 1 ]; then
 # ---------------------------------------------------------------- hashing
 echo "== hashing functions, per call ($BENCH_MICRO_N rows; $(( $(date +%s) - started )) s so far)"
 reset
@@ -329,6 +340,7 @@ q -c 'ANALYZE'
 memdrift=$(qv "SELECT coalesce(sum(abs(v.drift)), 0) FROM vote_guard.contests c, LATERAL vote_guard.verify(c.id) v")
 echo "verify() drift after the memory check: $memdrift"
 [ "$memdrift" = 0 ] || echo "memory check: verify() drift $memdrift" >>"$oddities"
+fi
 
 # ---------------------------------------------------------------- summary
 busy=$(awk -F'\t' '$13 >= 10' "$results" | wc -l)
