@@ -15,6 +15,11 @@
 #error "vote_guard requires PostgreSQL 15 or later"
 #endif
 
+/* The varlena macros (VARDATA_ANY, VARSIZE_ANY_EXHDR): in varatt.h since 16. */
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
+
 /* The backend's small dense number: MyBackendId until 16, MyProcNumber since 17. */
 #if PG_VERSION_NUM >= 170000
 #include "storage/procnumber.h"
@@ -63,6 +68,25 @@ vg_insert_index_tuples(ResultRelInfo *rri, TupleTableSlot *slot,
 #else
 	return ExecInsertIndexTuples(rri, slot, estate, false, true, spec_conflict,
 								 NIL);
+#endif
+}
+
+/*
+ * The non-conclusive conflict check of INSERT ... ON CONFLICT for a row not
+ * inserted yet: since 18 it also takes the row's own TID, to skip it; none
+ * (invalid) before the insert, as the executor passes.
+ */
+static inline bool
+vg_check_index_constraints(ResultRelInfo *rri, TupleTableSlot *slot,
+						   EState *estate, ItemPointer conflict)
+{
+#if PG_VERSION_NUM >= 180000
+	ItemPointerData none;
+
+	ItemPointerSetInvalid(&none);
+	return ExecCheckIndexConstraints(rri, slot, estate, conflict, &none, NIL);
+#else
+	return ExecCheckIndexConstraints(rri, slot, estate, conflict, NIL);
 #endif
 }
 

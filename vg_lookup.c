@@ -614,7 +614,7 @@ vg_vote_insert(Datum *values, bool *isnull, bool *inserted, int64 *vote_id)
 		uint32		token;
 		bool		spec_conflict = false;
 
-		if (!ExecCheckIndexConstraints(rri, slot, estate, &conflict, NIL))
+		if (!vg_check_index_constraints(rri, slot, estate, &conflict))
 		{
 			if (IsolationUsesXactSnapshot())
 				check_conflict_visible(rel, &conflict);

@@ -10,6 +10,8 @@
 
 #include "postgres.h"
 
+#include "vg_compat.h"			/* varatt.h, for utils/inet.h */
+
 #include <sys/socket.h>			/* AF_INET, for utils/inet.h */
 
 #include "utils/inet.h"

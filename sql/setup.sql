@@ -14,6 +14,11 @@ SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS member
  WHERE d.refclassid = 'pg_extension'::regclass
    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'vote_guard')
    AND d.deptype = 'e'
+   -- not the row types of its tables nor array types (members since 17)
+   AND NOT (d.classid = 'pg_type'::regclass
+            AND EXISTS (SELECT 1 FROM pg_depend i
+                         WHERE i.classid = 'pg_type'::regclass
+                           AND i.objid = d.objid AND i.deptype = 'i'))
  ORDER BY 1;
 
 -- the result type of cast_vote, column by column (fixed by the contract)
