@@ -24,7 +24,7 @@
 #                          (default: removed on exit)
 #   VG_MIRROR              Debian mirror (default: the first one the host's
 #                          apt sources name)
-#   VG_SUITES              suites of run-all.sh (default "regress isolation")
+#   VG_SUITES              suites of run-all.sh (default "regress isolation tap")
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,7 +39,7 @@ host_mirror() {
     echo "$uri"
 }
 mirror=${VG_MIRROR:-$(host_mirror)}
-suites=${VG_SUITES:-regress isolation}
+suites=${VG_SUITES:-regress isolation tap}
 
 if [ $# -eq 0 ]; then
     echo "usage: $0 MAJOR [MAJOR ...]   (e.g. $0 17 18)" >&2
