@@ -149,16 +149,18 @@ cpu_snap() {
         awk -v pm="$pm" -v me="$$" '
             $1 == "cpu" { busy = $2 + $3 + $4 + $7 + $8 + $9; total = busy + $5 + $6; next }
             { pid = $1; line = $0; sub(/^.*\) /, "", line); split(line, a, " ")
-              if (pid == pm || pid == me) mine += a[12] + a[13] + a[14] + a[15]
-              else if (a[2] == pm) mine += a[12] + a[13] }
-            END { print busy, total, mine }'
+              if (pid == pm) srv += a[12] + a[13] + a[14] + a[15]
+              else if (a[2] == pm) srv += a[12] + a[13]
+              else if (pid == me) own += a[12] + a[13] + a[14] + a[15] }
+            END { print busy, total, srv + own, srv }'
 }
 
-# percentage of the machine's CPU time that other processes took since a snapshot
+# percentage of the machine's CPU time that other processes took between two
+# snapshots (the second one: now, if not given)
 others_pct() {
     local b0 t0 m0 b1 t1 m1
-    read -r b0 t0 m0 <<<"$1"
-    read -r b1 t1 m1 < <(cpu_snap)
+    read -r b0 t0 m0 _ <<<"$1"
+    read -r b1 t1 m1 _ <<<"${2:-$(cpu_snap)}"
     awk -v b="$((b1 - b0))" -v t="$((t1 - t0))" -v m="$((m1 - m0))" \
         'BEGIN { o = (t > 0) ? 100 * (b - m) / t : 0; printf "%.0f\n", (o < 0 ? 0 : o) }'
 }
@@ -212,12 +214,18 @@ pgb() {
                     i = int(NR * 0.99); if (i < NR * 0.99) i++;
                     printf "%.3f %.3f\n", s / NR / 1000, v[i] / 1000}' || echo "- -")
     read -r mean p99 <<<"$lat"
+    # the server's CPU time per transaction (its processes, the backends
+    # that ended included; not pgbench's), in microseconds
+    local after others srvus
+    after=$(cpu_snap)
+    others=$(others_pct "$snap" "$after")
+    srvus=$(awk -v a="$snap" -v b="$after" -v n="${txns:-0}" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { split(a, x, " "); split(b, y, " ")
+                 if (n > 0) printf "%.0f\n", (y[4] - x[4]) * 1e6 / hz / n; else print "-" }')
     local rows drift dups
-    local others
-    others=$(others_pct "$snap")
     IFS='|' read -r rows drift dups < <(qv "SELECT * FROM bench.check('$variant')") || true
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sync" "$workload" "$name" "$clients" \
-        "${tps:--}" "$mean" "$p99" "${txns:-0}" "$rows" "$drift" "$dups" "$errors" "$others" >>"$results"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sync" "$workload" "$name" "$clients" \
+        "${tps:--}" "$mean" "$p99" "${txns:-0}" "$rows" "$drift" "$dups" "$errors" "$others" "$srvus" >>"$results"
     printf '   %-9s c=%-2s %10.0f tps  (%d s with warm-up and reset)\n' "$name" "$clients" "${tps:-0}" $((SECONDS - t0))
 }
 
@@ -255,6 +263,7 @@ print_table() {
             key = $3 "\t" $4
             if (!(key in tps)) { n++; order[n] = key }
             tps[key] = tps[key] " " $5; mean[key] = mean[key] " " $6; p99[key] = p99[key] " " $7
+            if ($14 != "-") cpu[key] = cpu[key] " " $14
             txns[key] += $8; rows[key] += $9; drift[key] += $10; dups[key] += $11; errs[key] += $12
             if (!(key in others) || $13 + 0 > others[key] + 0) others[key] = $13
             rounds[key]++
@@ -266,13 +275,13 @@ print_table() {
                 if (k[1] ~ /^floor/) floor[k[2]] = med[order[i]]
                 if (k[1] == "plpgsql") plpg[k[2]] = med[order[i]]
             }
-            printf "%-10s %7s %10s %9s %9s %9s %11s %7s %7s %9s %6s %5s %6s %7s\n", "variant", "clients", "tps",
-                   "mean ms", "p99 ms", "x floor", "x plpgsql", "rounds", "spread%", "rows/tx", "drift", "dups",
+            printf "%-10s %7s %10s %9s %9s %7s %9s %11s %7s %7s %9s %6s %5s %6s %7s\n", "variant", "clients", "tps",
+                   "mean ms", "p99 ms", "cpu us", "x floor", "x plpgsql", "rounds", "spread%", "rows/tx", "drift", "dups",
                    "errors", "others%"
             for (i = 1; i <= n; i++) {
                 key = order[i]; split(key, k, "\t")
-                printf "%-10s %7s %10.0f %9s %9s %9s %11s %7s %7s %9s %6s %5s %6s %7s\n", k[1], k[2], med[key],
-                       ms(median(mean[key])), ms(median(p99[key])), ratio(med[key], floor[k[2]]),
+                printf "%-10s %7s %10.0f %9s %9s %7s %9s %11s %7s %7s %9s %6s %5s %6s %7s\n", k[1], k[2], med[key],
+                       ms(median(mean[key])), ms(median(p99[key])), median(cpu[key]), ratio(med[key], floor[k[2]]),
                        ratio(med[key], plpg[k[2]]), rounds[key], spread(tps[key]),
                        (txns[key] > 0 ? sprintf("%.4f", rows[key] / txns[key]) : "-"), drift[key], dups[key],
                        errs[key], others[key]
@@ -358,7 +367,8 @@ echo "== all tables"
 cat "$tables"
 echo
 echo "tps: transactions per second (pgbench, without connection time); mean and p99: latency per"
-echo "transaction from pgbench's per-transaction log; x floor, x plpgsql: tps relative to that variant"
+echo "transaction from pgbench's per-transaction log; cpu us: CPU time of the server's processes per"
+echo "transaction (backends, WAL writer and the rest; not pgbench's), user and system; x floor, x plpgsql: tps relative to that variant"
 echo "at the same client count (floor_hot in the hot table); rows/tx: vote rows written per"
 echo "transaction (1 = every call was a new vote); drift: counters minus vote rows; dups: voters"
 echo "stored twice (only naive can); errors: failed transactions and client errors; others%: share"
