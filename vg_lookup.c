@@ -59,23 +59,26 @@
 #include "vg_compat.h"
 
 /* A vote_guard table keyed by (contest_id, ...). */
-typedef struct KeyedTable
+typedef struct KeyedTable KeyedTable;
+struct KeyedTable
 {
 	const char *relname;
 	/* may the work of this file write it directly? NULL: it does not */
-	bool		(*check) (Relation rel);
+	bool		(*check) (KeyedTable *t, Relation rel);
 	Oid			relid;			/* InvalidOid: look up again */
 	Oid			pkey;
 	bool		as_created;		/* what check said of it */
 	Oid			seqid;			/* votes: the sequence of vote_id */
-} KeyedTable;
+};
 
-static bool counters_as_created(Relation rel);
-static bool votes_as_created(Relation rel);
+static bool counters_as_created(KeyedTable *t, Relation rel);
+static bool votes_as_created(KeyedTable *t, Relation rel);
 
 static KeyedTable entries_table = {"entries", NULL};
 static KeyedTable counters_table = {"counters", counters_as_created};
 static KeyedTable votes_table = {"votes", votes_as_created};
+static KeyedTable *const keyed_tables[] = {&entries_table, &counters_table,
+&votes_table};
 static bool callback_registered = false;
 
 /*
@@ -103,15 +106,18 @@ entry_cache_reset(void)
 static void
 keyed_tables_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == entries_table.relid)
+	size_t		i;
+
+	for (i = 0; i < lengthof(keyed_tables); i++)
 	{
-		entries_table.relid = InvalidOid;
-		entry_cache_reset();
+		KeyedTable *t = keyed_tables[i];
+
+		if (relid != InvalidOid && relid != t->relid)
+			continue;
+		t->relid = InvalidOid;
+		if (t == &entries_table)
+			entry_cache_reset();
 	}
-	if (relid == InvalidOid || relid == counters_table.relid)
-		counters_table.relid = InvalidOid;
-	if (relid == InvalidOid || relid == votes_table.relid)
-		votes_table.relid = InvalidOid;
 }
 
 /*
@@ -121,7 +127,7 @@ keyed_tables_callback(Datum arg, Oid relid)
  * which any change to it causes.
  */
 static bool
-counters_as_created(Relation rel)
+counters_as_created(KeyedTable *t, Relation rel)
 {
 	List	   *indexes;
 	bool		plain;
@@ -169,7 +175,7 @@ keyed_table_open(KeyedTable *t, LOCKMODE lockmode)
 	if (!OidIsValid(rel->rd_pkindex))
 		elog(ERROR, "vote_guard.%s has no primary key", t->relname);
 	t->pkey = rel->rd_pkindex;
-	t->as_created = t->check != NULL && t->check(rel);
+	t->as_created = t->check != NULL && t->check(t, rel);
 	t->relid = RelationGetRelid(rel);
 	return rel;
 }
@@ -490,14 +496,14 @@ static const Oid votes_column_types[VG_VOTES_NATTS] = {
  * maintains them as the executor does.
  */
 static bool
-votes_as_created(Relation rel)
+votes_as_created(KeyedTable *t, Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	Oid			schema = RelationGetNamespace(rel);
 	Node	   *def;
 	int			i;
 
-	votes_table.seqid = InvalidOid;
+	t->seqid = InvalidOid;
 	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
 		rel->rd_rel->relkind != RELKIND_RELATION ||
 		rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity ||
@@ -514,7 +520,7 @@ votes_as_created(Relation rel)
 	def = build_column_default(rel, VG_VOTES_VOTE_ID);
 	if (def == NULL || !IsA(def, NextValueExpr))
 		return false;
-	votes_table.seqid = ((NextValueExpr *) def)->seqid;
+	t->seqid = ((NextValueExpr *) def)->seqid;
 	def = build_column_default(rel, VG_VOTES_CREATED_AT);
 	if (def == NULL || !IsA(def, FuncExpr) ||
 		((FuncExpr *) def)->funcid != F_STATEMENT_TIMESTAMP)

@@ -126,28 +126,29 @@ counters_apply(const char *deltas)
 {
 	char	   *query = psprintf("SELECT d.contest_id, d.entry_id, d.delta"
 								 "  FROM (%s) d ORDER BY 1, 2", deltas);
+	SPITupleTable *rows;
 	uint64		n;
-	int64	   *rows;
 	uint64		i;
 	int			ret;
 
 	ret = SPI_execute(query, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
-	/* the next statements overwrite SPI_tuptable: keep the rows */
+	/* the statements below replace SPI_tuptable; this one stays to SPI_finish */
+	rows = SPI_tuptable;
 	n = SPI_processed;
-	rows = palloc(sizeof(int64) * 3 * Max(n, 1));
 	for (i = 0; i < n; i++)
 	{
+		Datum		col[3];
 		bool		isnull;
-		int			col;
+		int			c;
 
-		for (col = 0; col < 3; col++)
-			rows[3 * i + col] = DatumGetInt64(vg_spi_value(i, col + 1, &isnull));
+		for (c = 0; c < 3; c++)
+			col[c] = SPI_getbinval(rows->vals[i], rows->tupdesc, c + 1, &isnull);
+		(void) vg_counter_add(DatumGetInt64(col[0]), DatumGetInt64(col[1]),
+							  DatumGetInt64(col[2]));
 	}
-	for (i = 0; i < n; i++)
-		(void) vg_counter_add(rows[3 * i], rows[3 * i + 1], rows[3 * i + 2]);
-	pfree(rows);
+	SPI_freetuptable(rows);
 	pfree(query);
 }
 
