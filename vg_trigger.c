@@ -4,8 +4,9 @@
  *	  Locks and triggers that keep every write to vote_guard's tables safe,
  *	  whether it comes from cast_vote or from the owner's own SQL.
  *
- * - votes_trigger keeps vote_guard.counters equal to the vote rows, for
- *   INSERT, UPDATE, DELETE and TRUNCATE alike.
+ * - vg_counter_add moves an entry's counter, for cast_vote and for
+ *   votes_trigger, which keeps vote_guard.counters equal to the vote rows
+ *   for INSERT, UPDATE, DELETE and TRUNCATE alike.
  * - contests_trigger takes the contest's lock in exclusive mode before a
  *   contest row changes, so a change (close_contest above all) waits for the
  *   votes in flight and no vote starts until it commits.
