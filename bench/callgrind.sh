@@ -8,6 +8,8 @@
 # then single-user postgres runs N prepared calls under valgrind for:
 #
 #   floor      the bare statement of bench/scripts/floor.sql
+#   ceiling    its INSERT alone (bench/scripts/ceiling.sql): the vote's row
+#              and nothing else
 #   cast_vote  vote_guard.cast_vote on the same contests
 #   skewed     cast_vote again after one hot contest with 20000 votes was
 #              analyzed (statistics dominated by one contest)
@@ -15,9 +17,9 @@
 #              locks and earlier votes are read on every call)
 #
 # and prints instructions per call: (total - total of an empty session) / N.
-# Both statements return one column (the count): single-user mode prints
-# every result column with printf, about 3.5 k instructions each, which a
-# client connection does not pay.
+# Every statement returns one column (the count; the vote_id for ceiling):
+# single-user mode prints every result column with printf, about 3.5 k
+# instructions each, which a client connection does not pay.
 #
 #   bench/callgrind.sh            # about 1 minute
 #
@@ -75,6 +77,10 @@ cp "$tmp/cast_vote.sql" "$tmp/skewed.sql"
     echo "PREPARE fl(bigint, bigint, bigint) AS WITH v AS (INSERT INTO f.votes (contest_id, entry_id, ip_key, user_id, email_key) VALUES (\$1, \$2, decode(lpad(to_hex(\$3), 64, '0'), 'hex'), 'u' || \$3, decode(lpad(to_hex(\$3), 64, 'f'), 'hex')) ON CONFLICT DO NOTHING RETURNING contest_id, entry_id) UPDATE f.entries e SET votes = e.votes + 1 FROM v WHERE e.contest_id = v.contest_id AND e.entry_id = v.entry_id RETURNING e.votes;"
     calls fl
 } >"$tmp/floor.sql"
+{
+    echo "PREPARE ce(bigint, bigint, bigint) AS INSERT INTO f.votes (contest_id, entry_id, ip_key, user_id, email_key) VALUES (\$1, \$2, decode(lpad(to_hex(\$3), 64, '0'), 'hex'), 'u' || \$3, decode(lpad(to_hex(\$3), 64, 'f'), 'hex')) ON CONFLICT DO NOTHING RETURNING vote_id;"
+    calls ce 101
+} >"$tmp/ceiling.sql"
 : >"$tmp/empty.sql"
 
 # databases: one as a running system, one with skewed statistics
@@ -115,7 +121,7 @@ run() {
 }
 empty=$(run empty cg)
 echo "instructions per call (callgrind, $CG_CALLS prepared calls in single-user mode, minus an empty session)"
-for t in floor:cg cast_vote:cg skewed:cgskew policy:cg; do
+for t in floor:cg ceiling:cg cast_vote:cg skewed:cgskew policy:cg; do
     name=${t%%:*}
     total=$(run "$name" "${t#*:}")
     errors=$(grep -c 'ERROR' "$tmp/$name.log" || true)

@@ -27,7 +27,8 @@
 # suite: BENCH_SYNC (synchronous_commit settings; "off on"),
 # BENCH_WORKLOADS ("low hot"), BENCH_LOW_CLIENTS (client counts of the low
 # contention workload; "1 8 32"), BENCH_EXTRAS (the hashing and memory
-# checks; 1, or 0 to skip them), e.g.
+# checks; 1, or 0 to skip them), BENCH_CEILING (the ceiling variant: the
+# vote's row alone, no counter; 1, or 0 to skip it), e.g.
 #   BENCH_SYNC=off BENCH_WORKLOADS=low BENCH_LOW_CLIENTS=1 BENCH_EXTRAS=0 BENCH_ROUNDS=5 bench/run.sh
 set -euo pipefail
 
@@ -52,6 +53,7 @@ BENCH_SYNC=${BENCH_SYNC:-off on}
 BENCH_WORKLOADS=${BENCH_WORKLOADS:-low hot}
 BENCH_LOW_CLIENTS=${BENCH_LOW_CLIENTS:-1 8 32}
 BENCH_EXTRAS=${BENCH_EXTRAS:-1}
+BENCH_CEILING=${BENCH_CEILING:-1}
 
 if [ "$(id -u)" = 0 ]; then
     "$src/test/install-deps.sh"
@@ -69,7 +71,7 @@ if [ "$(id -u)" = 0 ]; then
         BENCH_MEM_N="$BENCH_MEM_N" BENCH_MICRO_N="$BENCH_MICRO_N" \
         BENCH_PORT="$BENCH_PORT" BENCH_FK="$BENCH_FK" BENCH_MEM_PGOPTIONS="$BENCH_MEM_PGOPTIONS" BENCH_REVISION="$BENCH_REVISION" TMPDIR="${TMPDIR:-/tmp}" \
         BENCH_SYNC="$BENCH_SYNC" BENCH_WORKLOADS="$BENCH_WORKLOADS" BENCH_LOW_CLIENTS="$BENCH_LOW_CLIENTS" BENCH_EXTRAS="$BENCH_EXTRAS" \
-        "$work/bench/run.sh" || status=$?
+        BENCH_CEILING="$BENCH_CEILING" "$work/bench/run.sh" || status=$?
     exit $status
 fi
 
@@ -88,6 +90,7 @@ NENTRIES=10             # ... of this many entries each
 read -r -a LOW_CLIENTS <<<"$BENCH_LOW_CLIENTS"
 HOT_CLIENTS=32
 VARIANTS=(floor plpgsql naive cast_vote)
+[ "$BENCH_CEILING" = 1 ] && VARIANTS+=(ceiling)
 SETTINGS="shared_buffers=256MB max_connections=100 max_wal_size=4GB fsync=on"
 
 "$bindir/initdb" -D "$tmp/data" -A trust -U "$(id -un)" --no-sync >"$tmp/initdb.log" 2>&1 \
@@ -128,7 +131,8 @@ if [ "$BENCH_FK" != 0 ]; then
 fi
 echo "variants:   floor (one INSERT ... ON CONFLICT DO NOTHING + counter UPDATE, no FK, no hashing)," \
      "plpgsql (SECURITY DEFINER function, pgcrypto hmac, 3 EXISTS, insert, counter update)," \
-     "naive (5 client round trips), cast_vote; plpgsql/naive votes->entries FK: $([ "$BENCH_FK" = 0 ] && echo no || echo yes)"
+     "naive (5 client round trips), cast_vote$([ "$BENCH_CEILING" = 1 ] && echo ', ceiling (the INSERT of floor alone: no counter)');" \
+     "plpgsql/naive votes->entries FK: $([ "$BENCH_FK" = 0 ] && echo no || echo yes)"
 echo
 IFS='|' read -r low_base low_count hot_id < <(qv 'SELECT low_base, low_count, hot_id FROM bench.config')
 
@@ -224,6 +228,7 @@ pgb() {
                  if (n > 0) printf "%.0f\n", (y[4] - x[4]) * 1e6 / hz / n; else print "-" }')
     local rows drift dups
     IFS='|' read -r rows drift dups < <(qv "SELECT * FROM bench.check('$variant')") || true
+    [ "$variant" = ceiling ] && drift=-
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sync" "$workload" "$name" "$clients" \
         "${tps:--}" "$mean" "$p99" "${txns:-0}" "$rows" "$drift" "$dups" "$errors" "$others" "$srvus" >>"$results"
     printf '   %-9s c=%-2s %10.0f tps  (%d s with warm-up and reset)\n' "$name" "$clients" "${tps:-0}" $((SECONDS - t0))
@@ -264,7 +269,7 @@ print_table() {
             if (!(key in tps)) { n++; order[n] = key }
             tps[key] = tps[key] " " $5; mean[key] = mean[key] " " $6; p99[key] = p99[key] " " $7
             if ($14 != "-") cpu[key] = cpu[key] " " $14
-            txns[key] += $8; rows[key] += $9; drift[key] += $10; dups[key] += $11; errs[key] += $12
+            txns[key] += $8; rows[key] += $9; if ($10 == "-") nocount[key] = 1; else drift[key] += $10; dups[key] += $11; errs[key] += $12
             if (!(key in others) || $13 + 0 > others[key] + 0) others[key] = $13
             rounds[key]++
         }
@@ -283,7 +288,7 @@ print_table() {
                 printf "%-10s %7s %10.0f %9s %9s %7s %9s %11s %7s %7s %9s %6s %5s %6s %7s\n", k[1], k[2], med[key],
                        ms(median(mean[key])), ms(median(p99[key])), median(cpu[key]), ratio(med[key], floor[k[2]]),
                        ratio(med[key], plpg[k[2]]), rounds[key], spread(tps[key]),
-                       (txns[key] > 0 ? sprintf("%.4f", rows[key] / txns[key]) : "-"), drift[key], dups[key],
+                       (txns[key] > 0 ? sprintf("%.4f", rows[key] / txns[key]) : "-"), (key in nocount ? "-" : drift[key] + 0), dups[key],
                        errs[key], others[key]
             }
         }' "$results"
@@ -368,11 +373,12 @@ cat "$tables"
 echo
 echo "tps: transactions per second (pgbench, without connection time); mean and p99: latency per"
 echo "transaction from pgbench's per-transaction log; cpu us: CPU time of the server's processes per"
-echo "transaction (backends, WAL writer and the rest; not pgbench's), user and system; x floor, x plpgsql: tps relative to that variant"
-echo "at the same client count (floor_hot in the hot table); rows/tx: vote rows written per"
-echo "transaction (1 = every call was a new vote); drift: counters minus vote rows; dups: voters"
-echo "stored twice (only naive can); errors: failed transactions and client errors; others%: share"
-echo "of the machine's CPU time that processes outside this benchmark took during the run."
+echo "transaction (backends, WAL writer and the rest; not pgbench's), user and system; x floor,"
+echo "x plpgsql: tps relative to that variant at the same client count (floor_hot in the hot table);"
+echo "rows/tx: vote rows written per transaction (1 = every call was a new vote); drift: counters"
+echo "minus vote rows (- for ceiling, which keeps no counter); dups: voters stored twice (only naive"
+echo "can); errors: failed transactions and client errors; others%: share of the machine's CPU time"
+echo "that processes outside this benchmark took during the run."
 echo
 if [ -s "$oddities" ]; then
     echo "== oddities"

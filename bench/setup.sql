@@ -247,10 +247,13 @@ DECLARE
     s text := CASE variant WHEN 'cast_vote' THEN 'vote_guard'
                            WHEN 'floor' THEN 'bench_floor'
                            WHEN 'floor_hot' THEN 'bench_floor'
+                           WHEN 'ceiling' THEN 'bench_floor'
                            ELSE 'bench_' || variant END;
 BEGIN
     EXECUTE format('SELECT count(*) FROM %I.votes', s) INTO rows;
-    IF s = 'vote_guard' THEN
+    IF variant = 'ceiling' THEN
+        drift := NULL;              -- it keeps no counter
+    ELSIF s = 'vote_guard' THEN
         SELECT coalesce(sum(abs(v.drift)), 0) INTO drift
           FROM vote_guard.contests c, LATERAL vote_guard.verify(c.id) v;
     ELSE
