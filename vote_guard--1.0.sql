@@ -127,8 +127,8 @@ REVOKE ALL ON TABLE vote_guard.entries FROM PUBLIC;
  * sum of the slots.  Maintained only by cast_vote, change_vote,
  * retract_vote and the trigger on votes; never dumped (restoring the votes
  * rebuilds it).  Every vote updates a row: fillfactor 30 leaves room on each
- * page for the new versions, so a page is pruned less often, and fewer
- * entries share a page that voters lock in turn.
+ * page for the new version, so the update stays on the page (heap-only, no
+ * new index entry), and fewer entries share a page that voters lock in turn.
  */
 CREATE TABLE vote_guard.counters (
     contest_id bigint NOT NULL,

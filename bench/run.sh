@@ -6,7 +6,7 @@
 # the memory of one backend calling cast_vote many times.  It only reports:
 # there are no timed assertions.
 #
-#   bench/run.sh              # about 9 minutes
+#   bench/run.sh              # about 12 minutes
 #   QUICK=1 bench/run.sh      # smoke run: 3 s per pgbench run, smaller N
 #
 # As root it first installs missing packages, builds and installs the
