@@ -606,8 +606,7 @@ vg_vote_insert(Datum *values, bool *isnull, bool *inserted, int64 *vote_id)
 		TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
 	isnull[VG_VOTES_CREATED_AT - 1] = false;
 
-	slot = table_slot_create(rel, NULL);
-	ExecClearTuple(slot);
+	slot = table_slot_create(rel, NULL);	/* empty, as ExecStoreVirtualTuple wants */
 	memcpy(slot->tts_values, values, VG_VOTES_NATTS * sizeof(Datum));
 	memcpy(slot->tts_isnull, isnull, VG_VOTES_NATTS * sizeof(bool));
 	ExecStoreVirtualTuple(slot);
