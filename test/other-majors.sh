@@ -111,6 +111,10 @@ for major in "$@"; do
     dir=$(dir_for "$major")
     if [ -z "$dir" ] && [ "${VG_CHROOT_CACHE:-0}" = 1 ]; then
         dir=$(cached_dir "$suite")
+        # one run at a time in a cached chroot (held until the next major's
+        # lock replaces it, or the exit)
+        exec 8>"$dir.lock"
+        flock 8
     fi
     if [ -z "$dir" ]; then
         dir=${chroot_of[$suite]:-}

@@ -211,7 +211,7 @@ server_down
 # installed) with apt, then debian/tests/NAME in the source tree
 tests=$(awk -F': *' '$1 == "Tests" { print $2 }' "$src/debian/tests/control")
 depends=$(awk -F': *' '$1 == "Depends" { print $2 }' "$src/debian/tests/control" |
-              tr ',' '\n' | sed 's/^ *//; s/ *$//' | grep -v '^@$' | sort -u | tr '\n' ' ')
+              tr ',' '\n' | sed 's/^ *//; s/ *$//' | grep -v '^@$' | sort -u | paste -sd ' ' -)
 [ -z "$depends" ] || check "the autopkgtest's Depends install: $depends" \
     apt_in_chroot "apt-get install -y -qq --no-install-recommends $depends" || true
 for t in $tests; do
