@@ -35,6 +35,11 @@ vg_check_host
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/vote_guard_package.XXXXXX")
 root="$work/root"
 cleanup() {
+    # a cluster left running by an interrupted run
+    if [ -f "$root/tmp/vg/data/postmaster.pid" ]; then
+        chroot "$root" runuser -u postgres -- \
+            /usr/lib/postgresql/15/bin/pg_ctl -D /tmp/vg/data -m immediate stop >/dev/null 2>&1 || true
+    fi
     vg_unmount_all
     if [ "${VG_KEEP_CHROOT:-0}" = 1 ]; then
         echo "package: chroot kept in $root"
