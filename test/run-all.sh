@@ -33,7 +33,7 @@ if [ "$(id -u)" = 0 ]; then
     VG_SUITES=$(echo " $suites " | sed 's/ package / /g; s/^ *//; s/ *$//')
     if [ "$package" = 1 ]; then
         # what test/package.sh needs: the build dependencies of debian/control, debootstrap
-        "$src/test/install-deps.sh" build-essential debhelper dpkg-dev postgresql-server-dev-all debootstrap
+        "$src/test/install-deps.sh" build-essential debhelper dpkg-dev postgresql-server-dev-all debootstrap python3
     else
         "$src/test/install-deps.sh"
     fi
