@@ -19,6 +19,9 @@
 #   vg_chroot_run DIR CMD...       a command in the chroot, clean environment
 #   vg_unmount_all                 unmount every mount made here, last first;
 #                                  call it from the caller's EXIT trap
+#   vg_remove DIR                  remove a chroot (or the folder holding one)
+#                                  made by the caller, unless VG_KEEP_CHROOT=1
+#                                  or something is still mounted below it
 #
 # Environment:
 #   VG_MIRROR          Debian mirror (default: the host's)
@@ -26,6 +29,7 @@
 #   VG_CACHE_DIR       the cache (default /var/cache/vote_guard)
 #   VG_CACHE_DAYS      a cached chroot tarball older than this many days is
 #                      made again (default 30)
+#   VG_KEEP_CHROOT=1   vg_remove keeps what it is given
 #
 # Messages start with "$vg_me: " (set vg_me before sourcing).
 
@@ -207,4 +211,16 @@ vg_unmount_all() {
         umount "$m" 2>/dev/null || umount -l "$m" || echo "$vg_me: could not unmount $m" >&2
     done
     vg_mounts=()
+}
+
+# Remove a chroot made by the caller (or the folder that holds it).
+vg_remove() {
+    local dir=$1
+    if [ "${VG_KEEP_CHROOT:-0}" = 1 ]; then
+        echo "$vg_me: chroot kept in $dir"
+    elif grep -qF " $dir/" /proc/mounts; then
+        echo "$vg_me: $dir still has mounts, not removed" >&2
+    else
+        rm -rf --one-file-system "$dir"
+    fi
 }

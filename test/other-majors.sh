@@ -73,13 +73,7 @@ cleanup() {
     local d
     vg_unmount_all
     for d in ${made[@]+"${made[@]}"}; do
-        if [ "${VG_KEEP_CHROOT:-0}" = 1 ]; then
-            echo "other-majors: chroot kept in $d"
-        elif grep -qF " $d/" /proc/mounts; then
-            echo "other-majors: $d still has mounts, not removed" >&2
-        else
-            rm -rf --one-file-system "$d"
-        fi
+        vg_remove "$d"
     done
 }
 trap cleanup EXIT

@@ -41,13 +41,7 @@ cleanup() {
             /usr/lib/postgresql/15/bin/pg_ctl -D /tmp/vg/data -m immediate stop >/dev/null 2>&1 || true
     fi
     vg_unmount_all
-    if [ "${VG_KEEP_CHROOT:-0}" = 1 ]; then
-        echo "package: chroot kept in $root"
-    elif grep -qF " $work/" /proc/mounts; then
-        echo "package: $work still has mounts, not removed" >&2
-    else
-        rm -rf --one-file-system "$work"
-    fi
+    vg_remove "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
