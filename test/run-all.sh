@@ -15,7 +15,8 @@
 # line sums both runs.
 #
 # Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432),
-# VG_SUITES (default "regress isolation tap").
+# VG_SUITES (default "layers regress isolation tap"; layers checks that no C
+# file calls up, test/layers.sh).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -93,9 +94,12 @@ run_suite() {
     local log="$tmp/$name.log" rc=0
     echo "== $name"
     "$@" >"$log" 2>&1 || rc=$?
-    grep -E '^(test |ok |not ok |    |t/|test/t/|Files=|Result:|All tests|# )|tests? (passed|failed)' "$log" || true
+    grep -E '^(test |ok |not ok |    |t/|test/t/|Files=|Result:|All tests|# |layers: )|tests? (passed|failed)' "$log" || true
     local ok bad
-    if [ "$name" = tap ]; then
+    if [ "$name" = layers ]; then
+        ok=$([ "$rc" = 0 ] && echo 1 || echo 0)
+        bad=$([ "$rc" = 0 ] && echo 0 || echo 1)
+    elif [ "$name" = tap ]; then
         ok=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$log" | tail -n 1)
         ok=${ok:-0}
         bad=$( (grep -Eo 'Failed [0-9]+/[0-9]+ subtests' "$log" || true) |
@@ -125,8 +129,9 @@ run_suite() {
 }
 
 mk=(make -s installcheck)
-for suite in ${VG_SUITES:-regress isolation tap}; do
+for suite in ${VG_SUITES:-layers regress isolation tap}; do
     case $suite in
+        layers)    run_suite layers    ./test/layers.sh ;;
         regress)   run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS= ;;
         isolation) run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS= ;;
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
