@@ -14,8 +14,13 @@
 # the EVP_MAC implementation of HMAC-SHA-256 (-DVG_HMAC_EVP), and the last
 # line sums both runs.
 #
-# Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432),
-# VG_SUITES (default "regress isolation tap").
+# The suite "clients" (test/clients/run.sh) runs the client examples
+# (examples/) under concurrent HTTP requests, directly and through PgBouncer.
+#
+# Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432; PgBouncer's
+# socket takes the next number), VG_SUITES (default "regress isolation tap
+# clients"), VG_HTTP_PORT (default 18080: the examples listen on 127.0.0.1,
+# on it and the next 7 ports).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -125,11 +130,12 @@ run_suite() {
 }
 
 mk=(make -s installcheck)
-for suite in ${VG_SUITES:-regress isolation tap}; do
+for suite in ${VG_SUITES:-regress isolation tap clients}; do
     case $suite in
         regress)   run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS= ;;
         isolation) run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS= ;;
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
+        clients)   run_suite clients   test/clients/run.sh ;;
         *) echo "unknown suite: $suite" >&2; exit 2 ;;
     esac
 done
