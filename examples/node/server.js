@@ -44,7 +44,8 @@ function parseHop(hop) {
   let m;
   if ((m = /^\[([^\]]+)\](?::\d{1,5})?$/.exec(hop))) hop = m[1];
   else if ((m = /^(\d+\.\d+\.\d+\.\d+):\d{1,5}$/.exec(hop))) hop = m[1];
-  return net.isIP(hop) ? unmap(hop) : null;
+  // a zone ('fe80::1%eth0') is no address of the client's: inet rejects it too
+  return net.isIP(hop) && !hop.includes('%') ? unmap(hop) : null;
 }
 
 function proxyList(spec) {
@@ -68,7 +69,7 @@ function trusted(list, addr) {
 // that is not a trusted proxy is the client (the ones left of it are whatever
 // the client chose to send).  null when a hop that must be read is malformed.
 function clientAddress(req, proxies) {
-  let addr = unmap(req.socket.remoteAddress);
+  let addr = unmap(req.socket.remoteAddress.replace(/%.*$/, ''));   // a link-local peer's zone
   const header = req.headers['x-forwarded-for'];   // several headers arrive joined by ', '
   if (!trusted(proxies, addr) || !header) return addr;
   const hops = header.split(',').map((s) => s.trim());

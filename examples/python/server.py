@@ -94,7 +94,7 @@ def client_address(peer, forwarded_for, proxies):
     that is not a trusted proxy is the client (the ones left of it are
     whatever the client chose to send).  None when a hop that must be read is
     malformed."""
-    addr = unmap(ipaddress.ip_address(peer))
+    addr = unmap(ipaddress.ip_address(peer.split("%", 1)[0]))  # a link-local peer's zone
     if not trusted(proxies, addr) or not forwarded_for:
         return addr
     for hop in reversed([h.strip() for h in ",".join(forwarded_for).split(",")]):
@@ -191,6 +191,10 @@ def make_handler(pool, proxies):
         def do_POST(self):
             m = self.route()
             if not m:
+                return
+            if "Transfer-Encoding" in self.headers:  # a chunked body is not read here
+                self.close_connection = True
+                self.answer(411, {"error_code": "length_required"})
                 return
             try:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -232,6 +232,7 @@ async function inputs() {
     ['user_id a number', `${c}/entries/1/vote`, { body: '{"user_id": 5}', xff: '203.0.113.31' }, 400],
     ['body an array', `${c}/entries/1/vote`, { body: '[1]', xff: '203.0.113.32' }, 400],
     ['X-Forwarded-For not an address', `${c}/entries/1/vote`, { xff: '203.0.113.33, garbage' }, 400],
+    ['X-Forwarded-For with an IPv6 zone', `${c}/entries/1/vote`, { xff: 'fe80::1%eth0' }, 400],
     ['GET', `${c}/entries/1/vote`, { method: 'GET' }, 405],
     ['unknown path', '/nothing', {}, 404],
     ['unknown contest', '/contests/9223372036854775807/entries/1/vote', { xff: '203.0.113.34' }, 404],
