@@ -14,9 +14,15 @@
 # the EVP_MAC implementation of HMAC-SHA-256 (-DVG_HMAC_EVP), and the last
 # line sums both runs.
 #
-# Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432),
-# VG_SUITES (default "layers regress isolation tap"; layers checks that no C
-# file calls up, test/layers.sh).
+# The suite "clients" (test/clients/run.sh) runs the client examples
+# (examples/) under concurrent HTTP requests, directly and through PgBouncer.
+#
+# The suite "layers" (test/layers.sh) checks that no C file calls up.
+#
+# Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432; PgBouncer's
+# socket takes the next number), VG_SUITES (default "layers regress isolation
+# tap clients"), VG_HTTP_PORT (default 18080: the examples listen on
+# 127.0.0.1, on it and the next 7 ports).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -129,12 +135,13 @@ run_suite() {
 }
 
 mk=(make -s installcheck)
-for suite in ${VG_SUITES:-layers regress isolation tap}; do
+for suite in ${VG_SUITES:-layers regress isolation tap clients}; do
     case $suite in
         layers)    run_suite layers    ./test/layers.sh ;;
         regress)   run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS= ;;
         isolation) run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS= ;;
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
+        clients)   run_suite clients   test/clients/run.sh ;;
         *) echo "unknown suite: $suite" >&2; exit 2 ;;
     esac
 done
