@@ -2,11 +2,12 @@
 MODULE_big = vote_guard
 OBJS = \
 	vote_guard.o \
-	vg_crypto.o \
-	vg_lookup.o \
-	vg_normalize.o \
+	vg_trigger.o \
 	vg_policy.o \
-	vg_trigger.o
+	vg_storage.o \
+	vg_crypto.o \
+	vg_normalize.o \
+	vg_utils.o
 
 EXTENSION = vote_guard
 DATA = vote_guard--1.0.sql
@@ -17,7 +18,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites (sql/ and expected/)
-REGRESS = setup hashing normalize cast_vote bad_input privileges search_path admin policies
+REGRESS = setup hashing normalize cast_vote bad_input privileges search_path admin policies table_shapes
 
 # isolationtester specs (test/isolation/specs and test/isolation/expected)
 ISOLATION = vote_race close_race replay_race policy_limit_race policy_cooldown_race policy_entry_race policy_change_race policy_owner_race entry_race counter_race insert_race

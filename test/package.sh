@@ -107,10 +107,14 @@ check "debian/control is what pg_buildext makes from debian/control.in" \
 
 # -- the build ---------------------------------------------------------------
 # a copy of the tree as it is (uncommitted changes too), without build output
-mkdir -p "$work/build/src"
-tar -C "$src" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
-    --exclude=./results --exclude=./tmp_check --exclude=./log -cf - . |
-    tar -C "$work/build/src" -xf -
+copy_tree() {
+    mkdir -p "$1"
+    tar -C "$src" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+        --exclude=./results --exclude=./tmp_check --exclude=./log \
+        --exclude=node_modules --exclude=__pycache__ -cf - . |
+        tar -C "$1" -xf -
+}
+copy_tree "$work/build/src"
 (cd "$work/build/src" && find . -type f | sort) >"$work/before"
 build() {
     cd "$work/build/src" &&
@@ -150,10 +154,7 @@ vg_apt_cache "$suite" "$root"
 mkdir -p "$root/tmp/deb"
 cp "$work"/build/postgresql-15-vote-guard_*_*.deb "$root/tmp/deb/"
 # the source tree, as autopkgtest gets it
-mkdir -p "$root/root/vote_guard"
-tar -C "$src" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
-    --exclude=./results --exclude=./tmp_check --exclude=./log -cf - . |
-    tar -C "$root/root/vote_guard" -xf -
+copy_tree "$root/root/vote_guard"
 apt_in_chroot() {
     flock "$vg_cache_dir/.lock-apt-$suite" \
         chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \

@@ -15,17 +15,25 @@
 # "package" suite (test/package.sh, as root: the Debian package built and
 # tried in a clean Debian 12 chroot), and the last line sums all runs.
 #
-# Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432),
-# VG_SUITES (default "regress isolation tap", and "package" as root).
+# The suite "clients" (test/clients/run.sh) runs the client examples
+# (examples/) under concurrent HTTP requests, directly and through PgBouncer.
+#
+# The suite "layers" (test/layers.sh) checks that no C file calls up.
+#
+# Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432; PgBouncer's
+# socket takes the next number), VG_SUITES (default "layers regress isolation
+# tap clients", and "package" as root), VG_HTTP_PORT (default 18080: the
+# examples listen on 127.0.0.1, on it and the next 7 ports).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
+default_suites="layers regress isolation tap clients"
 PG_MAJOR=${PG_MAJOR:-15}
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 port=${VG_TEST_PORT:-55432}
 
 if [ "$(id -u)" = 0 ]; then
-    suites=${VG_SUITES:-regress isolation tap package}
+    suites=${VG_SUITES:-$default_suites package}
     # the package suite runs here, as root; the others as postgres
     package=0
     case " $suites " in *" package "*) package=1 ;; esac
@@ -119,9 +127,12 @@ run_suite() {
     local log="$tmp/$name.log" rc=0
     echo "== $name"
     "$@" >"$log" 2>&1 || rc=$?
-    grep -E '^(test |ok |not ok |    |t/|test/t/|Files=|Result:|All tests|# )|tests? (passed|failed)' "$log" || true
+    grep -E '^(test |ok |not ok |    |t/|test/t/|Files=|Result:|All tests|# |layers: )|tests? (passed|failed)' "$log" || true
     local ok bad
-    if [ "$name" = tap ]; then
+    if [ "$name" = layers ]; then
+        ok=$([ "$rc" = 0 ] && echo 1 || echo 0)
+        bad=$([ "$rc" = 0 ] && echo 0 || echo 1)
+    elif [ "$name" = tap ]; then
         ok=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$log" | tail -n 1)
         ok=${ok:-0}
         bad=$( (grep -Eo 'Failed [0-9]+/[0-9]+ subtests' "$log" || true) |
@@ -151,11 +162,13 @@ run_suite() {
 }
 
 mk=(make -s installcheck)
-for suite in ${VG_SUITES:-regress isolation tap}; do
+for suite in ${VG_SUITES:-$default_suites}; do
     case $suite in
+        layers)    run_suite layers    ./test/layers.sh ;;
         regress)   run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS= ;;
         isolation) run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS= ;;
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
+        clients)   run_suite clients   test/clients/run.sh ;;
         package)   echo "the package suite runs as root (test/package.sh)" >&2; exit 2 ;;
         *) echo "unknown suite: $suite" >&2; exit 2 ;;
     esac
