@@ -155,10 +155,12 @@ mkdir -p "$root/tmp/deb"
 cp "$work"/build/postgresql-15-vote-guard_*_*.deb "$root/tmp/deb/"
 # the source tree, as autopkgtest gets it
 copy_tree "$root/root/vote_guard"
+# apt in the chroot, one run at a time on the cached lists and downloads
 apt_in_chroot() {
-    flock "$vg_cache_dir/.lock-apt-$suite" \
-        chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-        DEBIAN_FRONTEND=noninteractive /bin/sh -c "$1"
+    (
+        flock 9
+        vg_chroot_run "$root" /bin/sh -c "$1"
+    ) 9>"$vg_cache_dir/.lock-apt-$suite"
 }
 check "apt installs the package in a clean bookworm chroot, with postgresql-15 from the archive" \
     apt_in_chroot 'apt-get update -qq &&
