@@ -11,7 +11,9 @@
 #   the standby is promoted.  Every vote acknowledged to the client is on
 #   the promoted server; counters agree with the votes; voters from before
 #   the promotion are still duplicates, a replayed request_id is still
-#   replayed, and new voters vote.
+#   replayed, and new voters vote.  (Without synchronous_standby_names the
+#   check of acknowledged votes failed in two runs of three here: the last
+#   acknowledged votes were missing after the promotion.)
 
 use strict;
 use warnings;
@@ -146,7 +148,9 @@ note "client: $client_err";
 open $fh, '<', $acked_file or die "$acked_file: $!";
 my @acked = grep { /^\d+$/ } map { chomp; $_ } <$fh>;
 close $fh;
-cmp_ok(scalar @acked, '>=', 300, 'at least 300 votes acknowledged before the stop');
+# one client: when the 300th vote was visible, the 299 before it had been
+# answered (its answer may not have left before the stop)
+cmp_ok(scalar @acked, '>=', 299, 'at least 299 votes acknowledged before the stop');
 cmp_ok(scalar @acked, '<', $n, 'the stop came while votes were being cast');
 
 $standby->promote;
