@@ -33,6 +33,9 @@
 #include "utils/acl.h"
 #include "utils/guc.h"
 
+#include "vg_storage.h"
+#include "vg_utils.h"
+
 /* vote_guard.allow_drop */
 static bool vg_allow_drop = false;
 
@@ -50,16 +53,6 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
-}
-
-/* column col (from 1) of row row of the last SPI result */
-static Datum
-spi_value(uint64 row, int col)
-{
-	bool		isnull;
-
-	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
-						 col, &isnull);
 }
 
 /* What a DROP statement would drop of vote_guard. */
@@ -93,6 +86,8 @@ names_vote_guard(List *objects)
 static bool
 read_owners(Oid *extowner, bool *may_ext, Oid *nspowner, bool *may_nsp)
 {
+	bool		isnull;
+
 	if (SPI_execute("SELECT e.extowner, pg_catalog.pg_has_role(e.extowner, 'USAGE'),"
 					"       n.nspowner, pg_catalog.pg_has_role(n.nspowner, 'USAGE')"
 					"  FROM pg_catalog.pg_extension e"
@@ -103,35 +98,11 @@ read_owners(Oid *extowner, bool *may_ext, Oid *nspowner, bool *may_nsp)
 		elog(ERROR, "SPI_execute failed reading pg_extension");
 	if (SPI_processed == 0)
 		return false;
-	*extowner = DatumGetObjectId(spi_value(0, 1));
-	*may_ext = DatumGetBool(spi_value(0, 2));
-	*nspowner = DatumGetObjectId(spi_value(0, 3));
-	*may_nsp = DatumGetBool(spi_value(0, 4));
+	*extowner = DatumGetObjectId(vg_spi_value(0, 1, &isnull));
+	*may_ext = DatumGetBool(vg_spi_value(0, 2, &isnull));
+	*nspowner = DatumGetObjectId(vg_spi_value(0, 3, &isnull));
+	*may_nsp = DatumGetBool(vg_spi_value(0, 4, &isnull));
 	return true;
-}
-
-/*
- * How many contests and votes vote_guard holds, read as the extension's
- * owner (the caller may have only the schema owner's privileges).  SPI
- * connected.
- */
-static void
-count_contents(Oid extowner, int64 *contests, int64 *votes)
-{
-	Oid			save_userid;
-	int			save_sec_context;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(extowner, save_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	if (SPI_execute("SELECT (SELECT pg_catalog.count(*) FROM vote_guard.contests),"
-					"       (SELECT pg_catalog.count(*) FROM vote_guard.votes)",
-					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "SPI_execute failed counting contests and votes");
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	*contests = DatumGetInt64(spi_value(0, 1));
-	*votes = DatumGetInt64(spi_value(0, 2));
 }
 
 PG_FUNCTION_INFO_V1(vg_drop_guard);
@@ -175,8 +146,7 @@ vg_drop_guard(PG_FUNCTION_ARGS)
 	if (target == VG_DROP_NONE)
 		PG_RETURN_VOID();
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	vg_spi_connect();
 	if (!read_owners(&extowner, &may_ext, &nspowner, &may_nsp))
 		target = VG_DROP_NONE;
 	else if (target == VG_DROP_EXTENSION && !may_ext)
@@ -206,7 +176,7 @@ vg_drop_guard(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	}
 
-	count_contents(extowner, &contests, &votes);
+	vg_count_contents(extowner, &contests, &votes);
 	SPI_finish();
 	if (contests == 0)
 		PG_RETURN_VOID();
