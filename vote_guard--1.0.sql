@@ -366,7 +366,7 @@ LANGUAGE C STABLE STRICT;
 REVOKE ALL ON FUNCTION vote_guard.ip_key(bigint, inet) FROM PUBLIC;
 
 COMMENT ON FUNCTION vote_guard.ip_key(bigint, inet) IS
-'the key cast_vote stores for this address in this contest (prefix-masked, keyed HMAC)';
+'the key cast_vote stores for this address in this contest (prefix-masked, keyed HMAC, 16 bytes)';
 
 CREATE FUNCTION vote_guard.email_key(contest_id bigint, email text)
 RETURNS bytea
@@ -375,7 +375,7 @@ LANGUAGE C STABLE STRICT;
 REVOKE ALL ON FUNCTION vote_guard.email_key(bigint, text) FROM PUBLIC;
 
 COMMENT ON FUNCTION vote_guard.email_key(bigint, text) IS
-'the key cast_vote stores for this e-mail in this contest (normalised, keyed HMAC); null when malformed';
+'the key cast_vote stores for this e-mail in this contest (normalised, keyed HMAC, 16 bytes); null when malformed';
 
 ------------------------------------------------------------------------------
 -- Casting a vote (C)

@@ -22,7 +22,10 @@
 # SCALE_SYNC (synchronous_commit; off), SCALE_SHARED_BUFFERS (128MB, QUICK
 # 16MB), SCALE_WALDUMP (1: full-page-image bytes from pg_waldump --stats; 0:
 # only the count share from pg_stat_wal), SCALE_SAMPLING (share of the
-# transactions logged for the latency; 0.1), SCALE_PORT (55620), SCALE_LOCK
+# transactions logged for the latency; 0.1), SCALE_SETUP_SQL (statements run
+# in each database after the setup, for experiments, e.g. "DROP INDEX
+# vote_guard.votes_entry_idx"; the floor's table is already made by then),
+# SCALE_PORT (55620), SCALE_LOCK
 # (a lock file: as root, make install runs under flock on it), PG_MAJOR (15).
 #
 # As root it installs missing packages, builds, installs, then runs as
@@ -54,6 +57,7 @@ SCALE_WALDUMP=${SCALE_WALDUMP:-1}
 SCALE_SAMPLING=${SCALE_SAMPLING:-0.1}
 SCALE_PORT=${SCALE_PORT:-55620}
 SCALE_LOCK=${SCALE_LOCK:-}
+SCALE_SETUP_SQL=${SCALE_SETUP_SQL:-}
 
 if [ "$(id -u)" = 0 ]; then
     "$src/test/install-deps.sh"
@@ -74,7 +78,7 @@ if [ "$(id -u)" = 0 ]; then
         SCALE_VOTES="$SCALE_VOTES" SCALE_BLOCK="$SCALE_BLOCK" SCALE_FIRST="$SCALE_FIRST" \
         SCALE_SHAPES="$SCALE_SHAPES" SCALE_VARIANTS="$SCALE_VARIANTS" SCALE_CLIENTS="$SCALE_CLIENTS" \
         SCALE_SYNC="$SCALE_SYNC" SCALE_SHARED_BUFFERS="$SCALE_SHARED_BUFFERS" SCALE_WALDUMP="$SCALE_WALDUMP" \
-        SCALE_SAMPLING="$SCALE_SAMPLING" SCALE_PORT="$SCALE_PORT" TMPDIR="${TMPDIR:-/tmp}" \
+        SCALE_SAMPLING="$SCALE_SAMPLING" SCALE_SETUP_SQL="$SCALE_SETUP_SQL" SCALE_PORT="$SCALE_PORT" TMPDIR="${TMPDIR:-/tmp}" \
         "$work/bench/scale.sh" || status=$?
     exit $status
 fi
@@ -121,6 +125,7 @@ echo "vote_guard: ${SCALE_REVISION:-$(git -C "$src" describe --always --dirty 2>
      "(library md5 $(md5sum <"$tmp/lib/vote_guard.so" | cut -c1-12))"
 echo "postgres:   $(qv 'SELECT version()' -d postgres | cut -d, -f1)"
 echo "cluster:    $SETTINGS, autovacuum on (off for the two votes tables)"
+[ -n "$SCALE_SETUP_SQL" ] && echo "setup:      $SCALE_SETUP_SQL"
 echo "runs:       pgbench -M prepared -c $SCALE_CLIENTS, synchronous_commit=$SCALE_SYNC, CHECKPOINT before each block;" \
      "$SCALE_VOTES votes per variant in blocks of $SCALE_BLOCK (first $SCALE_FIRST)"
 
@@ -231,6 +236,7 @@ for shape in $SCALE_SHAPES; do
         q -d "$db" -o /dev/null -f "$bench/setup.sql"
     # the extension's functions load this tree's library (see above)
     q -d "$db" -o /dev/null -c "UPDATE pg_catalog.pg_proc SET probin = '$tmp/lib/vote_guard' WHERE probin = '\$libdir/vote_guard'"
+    [ -n "$SCALE_SETUP_SQL" ] && q -d "$db" -o /dev/null -c "$SCALE_SETUP_SQL"
     q -d "$db" -o /dev/null \
       -c 'ALTER TABLE vote_guard.votes SET (autovacuum_enabled = off)' \
       -c 'ALTER TABLE bench_floor.votes SET (autovacuum_enabled = off)' \
