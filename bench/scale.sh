@@ -25,15 +25,13 @@
 # transactions logged for the latency; 0.1), SCALE_SETUP_SQL (statements run
 # in each database after the setup, for experiments, e.g. "DROP INDEX
 # vote_guard.votes_entry_idx"; the floor's table is already made by then),
-# SCALE_PORT (55620), SCALE_LOCK
-# (a lock file: as root, make install and the creation of the extension in
-# the benchmark's databases run under flock on it), PG_MAJOR (15).
+# SCALE_PORT (55620), PG_MAJOR (15).
 #
-# As root it installs missing packages, builds, installs, then runs as
-# postgres on a copy of the tree.  The cluster runs the vote_guard.so of
-# this tree (its functions point to a private copy), so another build
-# installed meanwhile does not change what is measured; it stops if the
-# installed vote_guard--1.0.sql is not this tree's.
+# As root it installs missing packages, builds, installs into a private copy
+# of the PostgreSQL installation (PostgreSQL finds its files relative to its
+# binaries), then runs as postgres on a copy of the tree: it neither changes
+# nor depends on the system's installed extension.  As another user the
+# extension must be installed in PG_CONFIG's installation.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,47 +55,43 @@ SCALE_SYNC=${SCALE_SYNC:-off}
 SCALE_WALDUMP=${SCALE_WALDUMP:-1}
 SCALE_SAMPLING=${SCALE_SAMPLING:-0.1}
 SCALE_PORT=${SCALE_PORT:-55620}
-SCALE_LOCK=${SCALE_LOCK:-}
 SCALE_SETUP_SQL=${SCALE_SETUP_SQL:-}
 
 if [ "$(id -u)" = 0 ]; then
     "$src/test/install-deps.sh"
-    echo "== build and install (PostgreSQL $PG_MAJOR)"
+    echo "== build and install into a private copy of PostgreSQL $PG_MAJOR"
     make -C "$src" -s all
     rev=$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)
     work=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_scale.XXXXXX")
     trap 'rm -rf "$work"' EXIT
     tar -C "$src" --exclude=.git -cf - . | tar -C "$work" -xf -
-    mkdir "$work/cluster"
+    # PostgreSQL finds its share and lib directories relative to its
+    # binaries: a copy of the installation with this build in it is the
+    # benchmark's own, whatever else gets installed meanwhile
+    inst=$work/inst
+    for d in "$("$PG_CONFIG" --bindir)/.." "$("$PG_CONFIG" --sharedir)"; do
+        d=$(cd "$d" && pwd)
+        mkdir -p "$inst$(dirname "$d")"
+        cp -a "$d" "$inst$(dirname "$d")/"
+    done
+    make -C "$src" -s install DESTDIR="$inst"
     chown -R postgres: "$work"
-    as_postgres() {
-        runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" PATH="$PATH" QUICK="$QUICK" SCALE_REVISION="$rev" \
-            SCALE_VOTES="$SCALE_VOTES" SCALE_BLOCK="$SCALE_BLOCK" SCALE_FIRST="$SCALE_FIRST" \
-            SCALE_SHAPES="$SCALE_SHAPES" SCALE_VARIANTS="$SCALE_VARIANTS" SCALE_CLIENTS="$SCALE_CLIENTS" \
-            SCALE_SYNC="$SCALE_SYNC" SCALE_SHARED_BUFFERS="$SCALE_SHARED_BUFFERS" SCALE_WALDUMP="$SCALE_WALDUMP" \
-            SCALE_SAMPLING="$SCALE_SAMPLING" SCALE_SETUP_SQL="$SCALE_SETUP_SQL" SCALE_PORT="$SCALE_PORT" \
-            TMPDIR="${TMPDIR:-/tmp}" SCALE_DIR="$work/cluster" SCALE_PHASE="$1" "$work/bench/scale.sh"
-    }
-    # install, then create the extension in the benchmark's databases before
-    # anyone else installs another build (under the lock, if given)
-    [ -n "$SCALE_LOCK" ] && { exec 9>"$SCALE_LOCK"; flock 9; }
-    make -C "$src" -s install
-    as_postgres setup 9>&-
-    [ -n "$SCALE_LOCK" ] && { flock -u 9; exec 9>&-; }
     status=0
-    as_postgres run || status=$?
+    runuser -u postgres -- env PG_CONFIG="$inst$("$PG_CONFIG" --bindir)/pg_config" PATH="$PATH" QUICK="$QUICK" \
+        SCALE_REVISION="$rev" SCALE_VOTES="$SCALE_VOTES" SCALE_BLOCK="$SCALE_BLOCK" SCALE_FIRST="$SCALE_FIRST" \
+        SCALE_SHAPES="$SCALE_SHAPES" SCALE_VARIANTS="$SCALE_VARIANTS" SCALE_CLIENTS="$SCALE_CLIENTS" \
+        SCALE_SYNC="$SCALE_SYNC" SCALE_SHARED_BUFFERS="$SCALE_SHARED_BUFFERS" SCALE_WALDUMP="$SCALE_WALDUMP" \
+        SCALE_SAMPLING="$SCALE_SAMPLING" SCALE_SETUP_SQL="$SCALE_SETUP_SQL" SCALE_PORT="$SCALE_PORT" \
+        TMPDIR="${TMPDIR:-/tmp}" "$work/bench/scale.sh" || status=$?
     exit $status
 fi
 
 bench=$src/bench
 bindir=$("$PG_CONFIG" --bindir)
-# phases: setup (cluster and databases, then stop), run (measure, then
-# remove the cluster), all (both)
-SCALE_PHASE=${SCALE_PHASE:-all}
-tmp=${SCALE_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_scale_cluster.XXXXXX")}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_scale_cluster.XXXXXX")
 cleanup() {
     "$bindir/pg_ctl" -D "$tmp/data" -m fast stop >/dev/null 2>&1 || true
-    [ "$SCALE_PHASE" = setup ] || rm -rf "$tmp"
+    rm -rf "$tmp"
 }
 trap cleanup EXIT
 started=$(date +%s)
@@ -111,51 +105,33 @@ q() { "$bindir/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 qv() { q -At -c "$1" "${@:2}"; }
 shape_size() { if [ "$1" = one ]; then echo "1 10000"; else echo "1000 10"; fi; }
 
-if [ "$SCALE_PHASE" != run ]; then
-    # this tree's build, pinned: the installed script must be this tree's,
-    # and the functions of the extension load a private copy of this tree's
-    # library
-    installed_sql=$("$PG_CONFIG" --sharedir)/extension/vote_guard--1.0.sql
-    if ! cmp -s "$src/vote_guard--1.0.sql" "$installed_sql"; then
-        echo "scale.sh: the installed vote_guard--1.0.sql is not this tree's (make install first)" >&2
-        exit 1
-    fi
-    so=$("$PG_CONFIG" --pkglibdir)/vote_guard.so
-    [ -f "$src/vote_guard.so" ] && so=$src/vote_guard.so
-    mkdir -p "$tmp/lib"
-    cp "$so" "$tmp/lib/vote_guard.so"
-    "$bindir/initdb" -D "$tmp/data" -A trust -U "$(id -un)" --no-sync >"$tmp/initdb.log" 2>&1 \
-        || { cat "$tmp/initdb.log"; exit 1; }
-    "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -o "$opts" start >/dev/null \
-        || { cat "$tmp/server.log"; exit 1; }
-    for shape in $SCALE_SHAPES; do
-        read -r ncontests nentries < <(shape_size "$shape")
-        db=scale_$shape
-        q -d postgres -c "CREATE DATABASE $db"
-        PGOPTIONS="-c bench.ncontests=$ncontests -c bench.nentries=$nentries -c client_min_messages=warning" \
-            q -d "$db" -o /dev/null -f "$bench/setup.sql"
-        # the extension's functions load this tree's library (see above)
-        q -d "$db" -o /dev/null -c "UPDATE pg_catalog.pg_proc SET probin = '$tmp/lib/vote_guard' WHERE probin = '\$libdir/vote_guard'"
-        [ -n "$SCALE_SETUP_SQL" ] && q -d "$db" -o /dev/null -c "$SCALE_SETUP_SQL"
-        q -d "$db" -o /dev/null \
-          -c 'ALTER TABLE vote_guard.votes SET (autovacuum_enabled = off)' \
-          -c 'ALTER TABLE bench_floor.votes SET (autovacuum_enabled = off)'
-    done
-    if [ "$SCALE_PHASE" = setup ]; then
-        "$bindir/pg_ctl" -D "$tmp/data" -m fast stop >/dev/null
-        exit 0
-    fi
-else
-    "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -o "$opts" start >/dev/null \
-        || { cat "$tmp/server.log"; exit 1; }
+# the installed script must be this tree's
+if ! cmp -s "$src/vote_guard--1.0.sql" "$("$PG_CONFIG" --sharedir)/extension/vote_guard--1.0.sql"; then
+    echo "scale.sh: the installed vote_guard--1.0.sql is not this tree's (make install first)" >&2
+    exit 1
 fi
+"$bindir/initdb" -D "$tmp/data" -A trust -U "$(id -un)" --no-sync >"$tmp/initdb.log" 2>&1 \
+    || { cat "$tmp/initdb.log"; exit 1; }
+"$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -o "$opts" start >/dev/null \
+    || { cat "$tmp/server.log"; exit 1; }
+for shape in $SCALE_SHAPES; do
+    read -r ncontests nentries < <(shape_size "$shape")
+    db=scale_$shape
+    q -d postgres -c "CREATE DATABASE $db"
+    PGOPTIONS="-c bench.ncontests=$ncontests -c bench.nentries=$nentries -c client_min_messages=warning" \
+        q -d "$db" -o /dev/null -f "$bench/setup.sql"
+    [ -n "$SCALE_SETUP_SQL" ] && q -d "$db" -o /dev/null -c "$SCALE_SETUP_SQL"
+    q -d "$db" -o /dev/null \
+      -c 'ALTER TABLE vote_guard.votes SET (autovacuum_enabled = off)' \
+      -c 'ALTER TABLE bench_floor.votes SET (autovacuum_enabled = off)'
+done
 for shape in $SCALE_SHAPES; do q -d "scale_$shape" -o /dev/null -c 'VACUUM ANALYZE'; done
 
 echo "== vote_guard growth benchmark$([ "$QUICK" = 1 ] && echo ' (QUICK)')"
 echo "machine:    $(nproc) CPUs, $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM," \
      "load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 echo "vote_guard: ${SCALE_REVISION:-$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)}" \
-     "(library md5 $(md5sum <"$tmp/lib/vote_guard.so" | cut -c1-12))"
+     "(library md5 $(md5sum <"$("$PG_CONFIG" --pkglibdir)/vote_guard.so" | cut -c1-12))"
 echo "postgres:   $(qv 'SELECT version()' -d postgres | cut -d, -f1)"
 echo "cluster:    $SETTINGS, autovacuum on (off for the two votes tables)"
 [ -n "$SCALE_SETUP_SQL" ] && echo "setup:      $SCALE_SETUP_SQL"
