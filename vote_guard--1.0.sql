@@ -618,18 +618,22 @@ RETURNS TABLE (entry_id bigint, counted bigint, actual bigint, drift bigint)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT e.entry_id, c.counted, a.actual, c.counted OPERATOR(pg_catalog.-) a.actual
+    SELECT e.entry_id, c.counted, COALESCE(a.actual, 0),
+           c.counted OPERATOR(pg_catalog.-) COALESCE(a.actual, 0)
       FROM vote_guard.entries e
      CROSS JOIN LATERAL (
            SELECT COALESCE(pg_catalog.sum(k.votes), 0)::bigint AS counted
              FROM vote_guard.counters k
             WHERE k.contest_id OPERATOR(pg_catalog.=) e.contest_id
               AND k.entry_id OPERATOR(pg_catalog.=) e.entry_id) c
-     CROSS JOIN LATERAL (
-           SELECT pg_catalog.count(*) AS actual
+      -- the contest's votes in one pass (by its primary key range), not one
+      -- lookup per entry
+      LEFT JOIN (
+           SELECT v.entry_id, pg_catalog.count(*) AS actual
              FROM vote_guard.votes v
-            WHERE v.contest_id OPERATOR(pg_catalog.=) e.contest_id
-              AND v.entry_id OPERATOR(pg_catalog.=) e.entry_id) a
+            WHERE v.contest_id OPERATOR(pg_catalog.=) verify.contest_id
+            GROUP BY v.entry_id) a
+        ON a.entry_id OPERATOR(pg_catalog.=) e.entry_id
      WHERE e.contest_id OPERATOR(pg_catalog.=) verify.contest_id
      ORDER BY 1
 $$;
