@@ -572,8 +572,10 @@ vg_entry_exists(int64 contest_id, int64 entry_id)
 /*
  * Does an entry about to be removed or renumbered have votes?  First the
  * contest's row is locked, so votes under REPEATABLE READ and SERIALIZABLE
- * (which read it FOR SHARE) finish first or fail.  SPI need not be
- * connected.
+ * (which read it FOR SHARE) finish first or fail.  There is no index on the
+ * votes' entry (it would cost every vote): the contest's votes are read in
+ * primary key order up to the first one for the entry, all of them when it
+ * has none.  SPI need not be connected.
  */
 bool
 vg_entry_has_votes(int64 contest_id, int64 entry_id)

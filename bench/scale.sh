@@ -23,9 +23,9 @@
 # 16MB), SCALE_WALDUMP (1: full-page-image bytes from pg_waldump --stats; 0:
 # only the count share from pg_stat_wal), SCALE_SAMPLING (share of the
 # transactions logged for the latency; 0.1), SCALE_SETUP_SQL (statements run
-# in each database after the setup, for experiments, e.g. "DROP INDEX
-# vote_guard.votes_entry_idx"; the floor's table is already made by then),
-# SCALE_PORT (55620), PG_MAJOR (15).
+# in each database after the setup, for experiments, e.g. "ALTER INDEX
+# vote_guard.votes_pkey SET (fillfactor = 100)"; the floor's table is
+# already made by then), SCALE_PORT (55620), PG_MAJOR (15).
 #
 # As root it installs missing packages, builds, installs into a private copy
 # of the PostgreSQL installation (PostgreSQL finds its files relative to its
