@@ -179,16 +179,18 @@ REVOKE ALL ON TABLE vote_guard.votes FROM PUBLIC;
  * guarantee.  window_no numbers the contest's fixed vote windows from
  * opens_at (0 without vote_window); the slots number a vector's votes within
  * a window, 1 .. votes_per_voter.  With the default policy every vote has
- * window 0 and slot 1, so this is "one vote per vector per contest".
+ * window 0 and slot 1, so this is "one vote per vector per contest".  In the
+ * two key indexes the slot comes before window_no: after a 16-byte key that
+ * order needs no padding, and an index entry takes 40 bytes instead of 48.
  */
 CREATE UNIQUE INDEX votes_ip_key_uniq
-    ON vote_guard.votes (contest_id, ip_key, window_no, ip_slot)
+    ON vote_guard.votes (contest_id, ip_key, ip_slot, window_no)
     WHERE ip_key IS NOT NULL;
 CREATE UNIQUE INDEX votes_user_id_uniq
     ON vote_guard.votes (contest_id, user_id, window_no, user_slot)
     WHERE user_id IS NOT NULL;
 CREATE UNIQUE INDEX votes_email_key_uniq
-    ON vote_guard.votes (contest_id, email_key, window_no, email_slot)
+    ON vote_guard.votes (contest_id, email_key, email_slot, window_no)
     WHERE email_key IS NOT NULL;
 -- idempotency keys
 CREATE UNIQUE INDEX votes_request_id_uniq
