@@ -16,7 +16,7 @@
 # Shapes (SCALE_SHAPES): "one" = one contest of 10^4 entries, "many" = 1000
 # contests of 10 entries (votes spread over them).  Environment:
 # SCALE_VOTES (votes per variant and shape; 10^7, QUICK 2*10^5), SCALE_BLOCK
-# (votes per block after the first; SCALE_VOTES/10), SCALE_FIRST (the first
+# (blocks end at its multiples; SCALE_VOTES/10), SCALE_FIRST (the first
 # block; 10^5 or SCALE_BLOCK if smaller), SCALE_SHAPES ("one many", QUICK
 # "one"), SCALE_VARIANTS ("floor cast_vote"), SCALE_CLIENTS (8),
 # SCALE_SYNC (synchronous_commit; off), SCALE_SHARED_BUFFERS (128MB, QUICK
@@ -244,8 +244,10 @@ for shape in $SCALE_SHAPES; do
     total=0
     seed=1
     while [ "$total" -lt "$SCALE_VOTES" ]; do
-        n=$SCALE_BLOCK
-        [ "$total" = 0 ] && n=$SCALE_FIRST
+        # the first block, then up to the next multiple of SCALE_BLOCK: the
+        # last blocks are whole (a short block pays the same full-page
+        # images for fewer votes)
+        if [ "$total" = 0 ]; then n=$SCALE_FIRST; else n=$(( (total / SCALE_BLOCK + 1) * SCALE_BLOCK - total )); fi
         [ $(( total + n )) -gt "$SCALE_VOTES" ] && n=$(( SCALE_VOTES - total ))
         echo " block $seed: $total -> $(( total + n )) votes ($(( $(date +%s) - started )) s so far)"
         for variant in $SCALE_VARIANTS; do
