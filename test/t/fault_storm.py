@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-# vote_guard: the client side of test/t/006_fault_storm.pl.
+# vote_guard: the client side of test/t/007_fault_storm.pl.
 #
 # Many threads, each one client with its own connection (autocommit), call
 # cast_vote (and, in an allow_change contest, change_vote and retract_vote)
