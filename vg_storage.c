@@ -413,6 +413,31 @@ vg_contest_key_settings(int64 contest_id, int32 *ipv4_prefix,
 	return true;
 }
 
+/*
+ * How many contests and votes vote_guard holds, read as role (the
+ * extension's owner: the caller may have only its schema owner's
+ * privileges).  SPI connected.  For the drop guard.
+ */
+void
+vg_count_contents(Oid role, int64 *contests, int64 *votes)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	bool		isnull;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(role, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_execute("SELECT (SELECT pg_catalog.count(*) FROM vote_guard.contests),"
+					"       (SELECT pg_catalog.count(*) FROM vote_guard.votes)",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "SPI_execute failed counting contests and votes");
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	*contests = DatumGetInt64(vg_spi_value(0, 1, &isnull));
+	*votes = DatumGetInt64(vg_spi_value(0, 2, &isnull));
+}
+
 /* ----------------------------------------------------------------
  *		secrets
  * ----------------------------------------------------------------

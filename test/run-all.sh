@@ -11,8 +11,9 @@
 # extension must already be installed (make install).
 #
 # As root the regression suite then runs a second time against a build with
-# the EVP_MAC implementation of HMAC-SHA-256 (-DVG_HMAC_EVP), and the last
-# line sums both runs.
+# the EVP_MAC implementation of HMAC-SHA-256 (-DVG_HMAC_EVP), then the
+# "package" suite (test/package.sh, as root: the Debian package built and
+# tried in a clean Debian 12 chroot), and the last line sums all runs.
 #
 # The suite "clients" (test/clients/run.sh) runs the client examples
 # (examples/) under concurrent HTTP requests, directly and through PgBouncer.
@@ -21,19 +22,31 @@
 #
 # Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432; PgBouncer's
 # socket takes the next number), VG_SUITES (default "layers regress isolation
-# tap clients"), VG_HTTP_PORT (default 18080: the examples listen on
-# 127.0.0.1, on it and the next 7 ports), VG_SERVER_ENV (VAR=value words
-# put into the server's environment only: test/sanitize.sh preloads the
-# sanitizer runtime with it).
+# tap clients", and "package" as root), VG_HTTP_PORT (default 18080: the
+# examples listen on 127.0.0.1, on it and the next 7 ports), VG_SERVER_ENV
+# (VAR=value words put into the server's environment only: test/sanitize.sh
+# preloads the sanitizer runtime with it).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
+default_suites="layers regress isolation tap clients"
 PG_MAJOR=${PG_MAJOR:-15}
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 port=${VG_TEST_PORT:-55432}
 
 if [ "$(id -u)" = 0 ]; then
-    "$src/test/install-deps.sh"
+    suites=${VG_SUITES:-$default_suites package}
+    # the package suite runs here, as root; the others as postgres
+    package=0
+    case " $suites " in *" package "*) package=1 ;; esac
+    export VG_SUITES
+    VG_SUITES=$(echo " $suites " | sed 's/ package / /g; s/^ *//; s/ *$//')
+    if [ "$package" = 1 ]; then
+        # what test/package.sh needs: the build dependencies of debian/control, debootstrap
+        "$src/test/install-deps.sh" build-essential debhelper dpkg-dev postgresql-server-dev-all debootstrap python3
+    else
+        "$src/test/install-deps.sh"
+    fi
     build() {
         make -C "$src" -s clean
         make -C "$src" -s all "$@"
@@ -60,14 +73,28 @@ if [ "$(id -u)" = 0 ]; then
             [ "$(wc -l <"$work/counts")" != "$before" ] || echo "0 1" >>"$work/counts"
         fi
     }
-    as_postgres
-    # HMAC-SHA-256 has a second implementation, for an OpenSSL without its
-    # deprecated SHA-256 functions (vg_crypto.c): the regression suite again
-    # with that one, then the default build back in place
-    echo "== build and install with -DVG_HMAC_EVP"
-    build PG_CPPFLAGS=-DVG_HMAC_EVP
-    as_postgres VG_SUITES=regress
-    build
+    if [ -n "$VG_SUITES" ]; then
+        as_postgres
+        # HMAC-SHA-256 has a second implementation, for an OpenSSL without its
+        # deprecated SHA-256 functions (vg_crypto.c): the regression suite again
+        # with that one, then the default build back in place
+        echo "== build and install with -DVG_HMAC_EVP"
+        build PG_CPPFLAGS=-DVG_HMAC_EVP
+        as_postgres VG_SUITES=regress
+        build
+    fi
+    if [ "$package" = 1 ]; then
+        echo "== package"
+        rc=0
+        VG_TEST_PORT="$port" "$src/test/package.sh" 2>&1 | tee "$work/package.log" || rc=$?
+        ok=$(grep -Ec '^ok [0-9]+ ' "$work/package.log" || true)
+        bad=$(grep -Ec '^not ok [0-9]+ ' "$work/package.log" || true)
+        if [ "$rc" != 0 ]; then
+            status=$rc
+            [ "$bad" != 0 ] || bad=1
+        fi
+        echo "$ok $bad" >>"$work/counts"
+    fi
     echo
     awk '{ p += $1; f += $2 } END { printf "vote_guard tests: %d passed, %d failed\n", p, f }' \
         "$work/counts"
@@ -138,13 +165,14 @@ run_suite() {
 }
 
 mk=(make -s installcheck)
-for suite in ${VG_SUITES:-layers regress isolation tap clients}; do
+for suite in ${VG_SUITES:-$default_suites}; do
     case $suite in
         layers)    run_suite layers    ./test/layers.sh ;;
         regress)   run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS= ;;
         isolation) run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS= ;;
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
         clients)   run_suite clients   test/clients/run.sh ;;
+        package)   echo "the package suite runs as root (test/package.sh)" >&2; exit 2 ;;
         *) echo "unknown suite: $suite" >&2; exit 2 ;;
     esac
 done
