@@ -25,7 +25,8 @@
 # tap clients", and "package" as root), VG_HTTP_PORT (default 18080: the
 # examples listen on 127.0.0.1, on it and the next 7 ports), VG_SERVER_ENV
 # (VAR=value words put into the server's environment only: test/sanitize.sh
-# preloads the sanitizer runtime with it).
+# preloads the sanitizer runtime with it), VG_SERVER_LOG (a file to copy the
+# server's log to at the end).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -105,6 +106,7 @@ bindir=$("$PG_CONFIG" --bindir)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_cluster.XXXXXX")
 cleanup() {
     "$bindir/pg_ctl" -D "$tmp/data" -m immediate stop >/dev/null 2>&1 || true
+    [ -z "${VG_SERVER_LOG:-}" ] || cp "$tmp/server.log" "$VG_SERVER_LOG" || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT

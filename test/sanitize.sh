@@ -20,10 +20,11 @@
 # -fno-wrapv, given after it, puts vote_guard's own signed arithmetic under
 # the check (PostgreSQL's inline functions compiled into it too).
 #
-# The sanitizers write their reports into the run's temporary directory
-# (ASAN_OPTIONS/UBSAN_OPTIONS log_path), and halt the process at the first
-# one; the script prints every report and exits 1 if there is any, or if a
-# suite failed.  detect_leaks=0: PostgreSQL does not free its memory at
+# The sanitizers halt the process at the first report; ASan writes it into
+# the run's temporary directory (log_path), UBSan into the server's log (a
+# UBSan linked with ASan ignores log_path).  The script prints every report and exits 1 if there is any, or if a
+# suite failed.  Its last line is run-all.sh's, the absence of reports
+# counted as one more test.  detect_leaks=0: PostgreSQL does not free its memory at
 # process exit, by design.  ASan does not see inside palloc'd chunks (memory
 # contexts carve them from large blocks); valgrind is the tool for that
 # (bench/memcheck.sql).
@@ -75,7 +76,7 @@ make -C "$src" -s clean
 make -C "$src" -s all COPT="$san"
 make -C "$src" -s install COPT="$san"
 # the module really is instrumented
-nm -D "$src/vote_guard.so" | grep -q __asan_report || { echo "sanitize: no ASan in vote_guard.so" >&2; exit 1; }
+nm -D "$src/vote_guard.so" | grep __asan_report >/dev/null || { echo "sanitize: no ASan in vote_guard.so" >&2; exit 1; }
 
 tar -C "$src" --exclude=.git -cf - . | tar -C "$work" -xf -
 mkdir "$work/reports"
@@ -96,12 +97,16 @@ chown -R postgres: "$work"
 opts="detect_leaks=0:halt_on_error=1:abort_on_error=1:disable_coredump=1:print_stacktrace=1"
 server_env="LD_PRELOAD=$asan:$ubsan:$work/swift_demangle.so"
 server_env+=" ASAN_OPTIONS=$opts:log_path=$work/reports/asan"
-server_env+=" UBSAN_OPTIONS=$opts:log_path=$work/reports/ubsan"
+server_env+=" UBSAN_OPTIONS=$opts"
 
 echo "== suites: $suites"
 rc=0
+touch "$work/counts"
+chown postgres: "$work/counts"
 runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" VG_TEST_PORT="$port" PATH="$PATH" \
-    VG_SUITES="$suites" VG_SERVER_ENV="$server_env" "$work/test/run-all.sh" || rc=$?
+    VG_SUITES="$suites" VG_SERVER_ENV="$server_env" VG_COUNTS="$work/counts" \
+    VG_SERVER_LOG="$work/server.log" \
+    "$work/test/run-all.sh" || rc=$?
 
 reports=$(find "$work/reports" -type f | sort)
 n=$(printf '%s' "$reports" | grep -c . || true)
@@ -109,5 +114,19 @@ for f in $reports; do
     echo "-- sanitizer report $(basename "$f")"
     cat "$f"
 done
-echo "sanitizer reports: $n; suites exit $rc; $(( $(date +%s) - start )) s before the restore"
+# UBSan, linked with ASan, writes to stderr whatever log_path says: the
+# server's log
+ub=$(grep -c -E 'runtime error:|(Address|UndefinedBehavior|Leak)Sanitizer' "$work/server.log" 2>/dev/null || true)
+if [ "${ub:-0}" != 0 ]; then
+    echo "-- sanitizer reports in the server's log"
+    grep -E -A 20 'runtime error:|(Address|UndefinedBehavior|Leak)Sanitizer' "$work/server.log" | head -n 200
+    n=$((n + ub))
+fi
+echo "sanitizer reports: $n"
+# the suites' counts and the reports as one more test, in run-all.sh's form
+last=$(tail -n 1 "$work/counts")
+read -r p f <<<"${last:-0 1}"
+if [ "$n" = 0 ]; then p=$((p + 1)); else f=$((f + 1)); fi
+[ "$rc" = 0 ] || [ "$f" != 0 ] || f=1
+echo "vote_guard tests: $p passed, $f failed"
 [ "$n" = 0 ] && [ "$rc" = 0 ]
