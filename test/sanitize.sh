@@ -22,11 +22,12 @@
 #
 # The sanitizers halt the process at the first report; ASan writes it into
 # the run's temporary directory (log_path), UBSan into the server's log (a
-# UBSan linked with ASan ignores log_path).  The script prints every report and exits 1 if there is any, or if a
-# suite failed.  Its last line is run-all.sh's, the absence of reports
-# counted as one more test.  detect_leaks=0: PostgreSQL does not free its memory at
-# process exit, by design.  ASan does not see inside palloc'd chunks (memory
-# contexts carve them from large blocks); valgrind is the tool for that
+# UBSan linked with ASan ignores log_path).  The script prints every report
+# and exits 1 if there is any, or if a suite failed.  Its last line is in
+# run-all.sh's form, the absence of reports counted as one more test.
+# detect_leaks=0: PostgreSQL does not free its memory at process exit, by
+# design.  ASan does not see inside palloc'd chunks (memory contexts carve
+# them from large blocks); valgrind is the tool for that
 # (bench/memcheck.sql).
 #
 # Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432),
