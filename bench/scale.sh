@@ -9,8 +9,8 @@
 # table and its indexes, and the p99 latency of a vote; at the end the time
 # of results(), verify() and close_contest().  It only reports.
 #
-#   bench/scale.sh            # 10^7 votes per variant and shape: hours
-#   SCALE_VOTES=2000000 bench/scale.sh   # about 25 minutes on 2 CPUs
+#   bench/scale.sh            # 10^7 votes per variant and shape: about 2 hours
+#   SCALE_VOTES=2000000 bench/scale.sh   # about 15 minutes on 2 CPUs
 #   QUICK=1 bench/scale.sh    # 2*10^5 votes, one shape: about 1.5 minutes
 #
 # Shapes (SCALE_SHAPES): "one" = one contest of 10^4 entries, "many" = 1000
