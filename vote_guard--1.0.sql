@@ -93,7 +93,7 @@ CREATE TABLE vote_guard.contests (
     CONSTRAINT contests_window_check
         CHECK (closes_at IS NULL OR closes_at OPERATOR(pg_catalog.>) opens_at),
     CONSTRAINT contests_dedupe_on_check
-        CHECK (pg_catalog.cardinality(dedupe_on) OPERATOR(pg_catalog.>) 0
+        CHECK (pg_catalog.array_ndims(dedupe_on) OPERATOR(pg_catalog.=) 1
                AND dedupe_on OPERATOR(pg_catalog.<@) '{ip,user,email}'::text[]),
     CONSTRAINT contests_ipv4_prefix_check CHECK (ipv4_prefix BETWEEN 1 AND 32),
     CONSTRAINT contests_ipv6_prefix_check CHECK (ipv6_prefix BETWEEN 1 AND 128),
@@ -447,6 +447,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     new_id bigint;
+    bad_dedupe boolean;
 BEGIN
     IF name IS NULL OR name OPERATOR(pg_catalog.=) '' THEN
         RAISE EXCEPTION 'contest name must not be empty'
@@ -461,9 +462,13 @@ BEGIN
         RAISE EXCEPTION 'closes_at (%) must be later than opens_at (%)', closes_at, opens_at
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF dedupe_on IS NULL OR pg_catalog.cardinality(dedupe_on) OPERATOR(pg_catalog.=) 0
-       OR NOT dedupe_on OPERATOR(pg_catalog.<@) '{ip,user,email}'::text[]
-       OR pg_catalog.array_position(dedupe_on, NULL) IS NOT NULL THEN
+    -- a list: one dimension, not empty (array_position refuses more dimensions)
+    bad_dedupe := dedupe_on IS NULL OR pg_catalog.array_ndims(dedupe_on) IS DISTINCT FROM 1;
+    IF NOT bad_dedupe THEN
+        bad_dedupe := NOT dedupe_on OPERATOR(pg_catalog.<@) '{ip,user,email}'::text[]
+                      OR pg_catalog.array_position(dedupe_on, NULL) IS NOT NULL;
+    END IF;
+    IF bad_dedupe THEN
         RAISE EXCEPTION 'dedupe_on must name one or more of ip, user, email, not %', dedupe_on
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
