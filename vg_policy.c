@@ -15,6 +15,23 @@
  * earlier votes are read and the slots chosen.  The policy trigger does the
  * same for the owner's direct INSERT and UPDATE.
  *
+ * Times become numbers here, by one rule.  A vote window or a cooldown is
+ * its length in microseconds, a day 24 hours and a month 30 days: the value
+ * PostgreSQL compares intervals by, computed as exactly (128 bits), so the
+ * contests' CHECKs (1 second to 100 years) bound it.  Window numbers are
+ * floor((t - opens_at) / vote_window), computed without overflow for every
+ * finite time, and a time's window must fit in window_no (int4); opens_at,
+ * closes_at and a vote's created_at are finite (create_contest and the
+ * tables' checks, the policy trigger).  A contest takes votes only while its
+ * window numbers last: create_contest refuses a closes_at after the end of
+ * window 2147483647 and an open-ended contest whose windows have already run
+ * out; an open-ended contest whose windows run out later is closed from
+ * then on (vg_window_no fails, cast_vote answers contest_closed).  Every
+ * time computed from these (retry_at, the reach of a cooldown) is
+ * overflow-checked: outside the valid timestamps it is -infinity or
+ * infinity where it bounds a comparison, and no retry_at (null, "never")
+ * where it would be an answer.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -24,6 +41,8 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
+#include "common/int.h"
+#include "common/int128.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -120,17 +139,127 @@ prepare_policy_plans(void)
 	plan_state = vg_prepare_kept(STATE_QUERY, 8, state_args);
 }
 
-/* An interval as microseconds: a day is 24 hours, a month 30 days. */
-static int64
-interval_usecs(Datum d, bool isnull)
+/*
+ * An interval's length in microseconds, a day 24 hours and a month 30 days,
+ * computed as interval_cmp_value computes it (128 bits: the fields may be
+ * far apart and still add up to little).  False when it is not positive or
+ * does not fit in 64 bits.
+ */
+static bool
+interval_usecs_ok(const Interval *iv, int64 *usecs)
 {
-	Interval   *iv;
+	INT128		span = int64_to_int128(iv->time);
+
+	/* |month| * 30 + |day| < 2^37: no overflow in 64 bits */
+	int128_add_int64_mul_int64(&span,
+							   (int64) iv->month * DAYS_PER_MONTH + iv->day,
+							   USECS_PER_DAY);
+	if (int128_compare(span, int64_to_int128(0)) <= 0 ||
+		int128_compare(span, int64_to_int128(PG_INT64_MAX)) > 0)
+		return false;
+	*usecs = int128_to_int64(span);
+	return true;
+}
+
+/*
+ * A contest's vote_window or cooldown in microseconds (0: none).  The
+ * contests' CHECKs keep both within 1 second (or 1 microsecond) and 100
+ * years.
+ */
+static int64
+interval_usecs(Datum d, bool isnull, const char *column)
+{
+	int64		usecs;
 
 	if (isnull)
 		return 0;
-	iv = DatumGetIntervalP(d);
-	return iv->time + iv->day * USECS_PER_DAY +
-		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	if (!interval_usecs_ok(DatumGetIntervalP(d), &usecs))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("%s of a contest out of range", column)));
+	return usecs;
+}
+
+/* floor(a / b) and the remainder that goes with it (b > 0) */
+static int64
+floor_div(int64 a, int64 b, int64 *rem)
+{
+	int64		q = a / b;
+
+	*rem = a % b;
+	if (*rem < 0)
+	{
+		q--;
+		*rem += b;
+	}
+	return q;
+}
+
+/*
+ * The number of the window of length window_usecs (> 0) from opens_at that
+ * t falls in: floor((t - opens_at) / window_usecs), for any two finite
+ * times, without overflow.  False when a time is not finite.
+ */
+static bool
+window_number(TimestampTz opens_at, int64 window_usecs, TimestampTz t,
+			  int64 *w)
+{
+	int64		rt,
+				ro,
+				qt,
+				qo;
+
+	if (TIMESTAMP_NOT_FINITE(opens_at) || TIMESTAMP_NOT_FINITE(t))
+		return false;
+	/* t = qt * W + rt, opens_at = qo * W + ro, 0 <= rt, ro < W */
+	qt = floor_div(t, window_usecs, &rt);
+	qo = floor_div(opens_at, window_usecs, &ro);
+	/* |qt|, |qo| <= 2^63 / 10^6: no overflow */
+	*w = qt - qo - (rt < ro ? 1 : 0);
+	return true;
+}
+
+/*
+ * t + usecs when that is a valid timestamp; otherwise -infinity or infinity,
+ * on the side it falls (t finite).
+ */
+TimestampTz
+vg_time_add(TimestampTz t, int64 usecs)
+{
+	TimestampTz r;
+
+	if (pg_add_s64_overflow(t, usecs, &r))
+		return usecs < 0 ? DT_NOBEGIN : DT_NOEND;
+	if (r < MIN_TIMESTAMP)
+		return DT_NOBEGIN;
+	if (r >= END_TIMESTAMP)
+		return DT_NOEND;
+	return r;
+}
+
+PG_FUNCTION_INFO_V1(vg_window_number_fn);
+
+/*
+ * vote_guard.window_number(opens_at timestamptz, vote_window interval,
+ *                          at timestamptz) RETURNS bigint
+ *
+ * The number of the vote window that "at" falls in, as cast_vote numbers
+ * them; null when a time is infinite or vote_window is not positive (or
+ * longer than 2^63 microseconds).  The contests' CHECK uses it.
+ */
+Datum
+vg_window_number_fn(PG_FUNCTION_ARGS)
+{
+	TimestampTz opens_at = PG_GETARG_TIMESTAMPTZ(0);
+	Interval   *window = PG_GETARG_INTERVAL_P(1);
+	TimestampTz at = PG_GETARG_TIMESTAMPTZ(2);
+	int64		usecs;
+	int64		w;
+
+	if (!interval_usecs_ok(window, &usecs) ||
+		!window_number(opens_at, usecs, at, &w))
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(w);
 }
 
 static void
@@ -214,9 +343,9 @@ vg_load_contest(int64 contest_id, VgContest *c)
 	c->votes_per_voter = DatumGetInt32(vg_spi_value(0, 10, &isnull));
 	c->per_entry_limit = DatumGetInt32(vg_spi_value(0, 11, &isnull));
 	d = vg_spi_value(0, 12, &isnull);
-	c->window_usecs = interval_usecs(d, isnull);
+	c->window_usecs = interval_usecs(d, isnull, "vote_window");
 	d = vg_spi_value(0, 13, &isnull);
-	c->cooldown_usecs = interval_usecs(d, isnull);
+	c->cooldown_usecs = interval_usecs(d, isnull, "cooldown");
 	c->allow_change = DatumGetBool(vg_spi_value(0, 14, &isnull));
 	c->secret_version = DatumGetInt32(vg_spi_value(0, 15, &isnull));
 
@@ -235,24 +364,37 @@ vg_policy_needs_locks(const VgContest *c)
 	return c->votes_per_voter > 1 || c->cooldown_usecs > 0;
 }
 
-/* The number of the fixed vote window that t falls in (0 without windows). */
-int32
-vg_window_no(const VgContest *c, TimestampTz t)
+/*
+ * The number of the fixed vote window that t falls in (0 without windows).
+ * False when t is infinite or its window number does not fit in window_no:
+ * at or after opens_at, the contest's windows have run out.
+ */
+bool
+vg_window_no(const VgContest *c, TimestampTz t, int32 *window_no)
 {
-	int64		offset;
 	int64		w;
 
 	if (c->window_usecs <= 0)
-		return 0;
-	offset = t - c->opens_at;
-	w = offset / c->window_usecs;
-	if (offset < 0 && offset % c->window_usecs != 0)
-		w--;					/* floor, for times before opens_at */
-	if (w > PG_INT32_MAX || w < PG_INT32_MIN)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("vote window number out of range")));
-	return (int32) w;
+	{
+		*window_no = 0;
+		return !TIMESTAMP_NOT_FINITE(t);
+	}
+	if (!window_number(c->opens_at, c->window_usecs, t, &w) ||
+		w > PG_INT32_MAX || w < PG_INT32_MIN)
+		return false;
+	*window_no = (int32) w;
+	return true;
+}
+
+/* The window of t for a contest known to be open at t. */
+int32
+vg_window_no_open(const VgContest *c, TimestampTz t)
+{
+	int32		w;
+
+	if (!vg_window_no(c, t, &w))
+		elog(ERROR, "vote window number of an open contest out of range");
+	return w;
 }
 
 static int
@@ -372,6 +514,14 @@ check_state_current(Datum *args, const char *nulls, uint64 digest)
 				 errhint("Retry the transaction.")));
 }
 
+/* retry_at, when the time exists (infinity: never, no retry_at) */
+static void
+set_retry_at(VgDecision *d, TimestampTz t)
+{
+	d->has_retry_at = !TIMESTAMP_NOT_FINITE(t);
+	d->retry_at = t;
+}
+
 /*
  * Decide a vote of voter v for entry_id at time t from the voter's earlier
  * votes (SPI connected; under the voter's locks where the policy needs them).
@@ -383,7 +533,8 @@ check_state_current(Datum *args, const char *nulls, uint64 digest)
  * windows and limit_reached otherwise (retry_at: the next window, if any),
  * and a vote of any vector within the cooldown gives cooldown (retry_at: when
  * it ends).  exclude_vote_id (0: none) is a vote to leave out, the one an
- * UPDATE changes.
+ * UPDATE changes.  A time after the contest's last window gives
+ * contest_closed (callers check the window first where that can happen).
  */
 void
 vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
@@ -392,7 +543,8 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 {
 	Datum		args[8];
 	char		nulls[8];
-	int32		w = vg_window_no(c, t);
+	int32		w;
+	bool		has_w = vg_window_no(c, t, &w);
 	int			n = c->votes_per_voter;
 	int			count[VG_NUM_VECTORS] = {0};
 	int			entry_count[VG_NUM_VECTORS] = {0};
@@ -415,11 +567,12 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 	}
 	args[4] = request_id;
 	nulls[4] = request_id != (Datum) 0 ? ' ' : 'n';
-	args[5] = Int32GetDatum(w);
-	nulls[5] = ' ';
+	/* no window (t after the last one): only the request id can match */
+	args[5] = Int32GetDatum(has_w ? w : 0);
+	nulls[5] = has_w ? ' ' : 'n';
 	/* votes after this time are within reach of the cooldown */
 	args[6] = TimestampTzGetDatum(c->cooldown_usecs > 0 ?
-								  t - c->cooldown_usecs : DT_NOEND);
+								  vg_time_add(t, -c->cooldown_usecs) : DT_NOEND);
 	nulls[6] = ' ';
 	args[7] = Int64GetDatum(exclude_vote_id);
 	nulls[7] = exclude_vote_id != 0 ? ' ' : 'n';
@@ -461,7 +614,7 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 			if (!DatumGetBool(vg_spi_value(r, 6 + i, &isnull)))
 				continue;
 			any = true;
-			if (vote_window != w)
+			if (!has_w || vote_window != w)
 				continue;
 			count[i]++;
 			if (vote_entry == entry_id)
@@ -471,7 +624,8 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 				used[i * (n + 1) + slot] = true;
 		}
 		if (any && c->cooldown_usecs > 0 &&
-			created > t - c->cooldown_usecs && created < t + c->cooldown_usecs)
+			created > vg_time_add(t, -c->cooldown_usecs) &&
+			created < vg_time_add(t, c->cooldown_usecs))
 		{
 			in_cooldown = true;
 			if (created > latest)
@@ -486,7 +640,9 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 			limit_vec = i;
 	}
 
-	if (limit_vec >= 0)
+	if (!has_w)
+		d->code = VG_CONTEST_CLOSED;	/* no window left to vote in */
+	else if (limit_vec >= 0)
 	{
 		if (n == 1 && c->window_usecs == 0)
 			d->code = duplicate_code((VgVector) limit_vec);
@@ -495,18 +651,28 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 			d->code = VG_LIMIT_REACHED;
 			if (c->window_usecs > 0)
 			{
-				d->has_retry_at = true;
-				d->retry_at = c->opens_at + (int64) (w + 1) * c->window_usecs;
-				if (in_cooldown && latest + c->cooldown_usecs > d->retry_at)
-					d->retry_at = latest + c->cooldown_usecs;
+				/* the start of the next window, if there is one */
+				int64		span;
+				TimestampTz next = DT_NOEND;
+
+				if (w < PG_INT32_MAX &&
+					!pg_mul_s64_overflow((int64) w + 1, c->window_usecs, &span))
+					next = vg_time_add(c->opens_at, span);
+				if (in_cooldown)
+				{
+					TimestampTz end = vg_time_add(latest, c->cooldown_usecs);
+
+					if (end > next)
+						next = end;
+				}
+				set_retry_at(d, next);
 			}
 		}
 	}
 	else if (in_cooldown)
 	{
 		d->code = VG_COOLDOWN;
-		d->has_retry_at = true;
-		d->retry_at = latest + c->cooldown_usecs;
+		set_retry_at(d, vg_time_add(latest, c->cooldown_usecs));
 	}
 	else
 	{
@@ -626,6 +792,7 @@ vg_votes_policy_trigger(PG_FUNCTION_ARGS)
 				entry_id,
 				exclude = 0;
 	TimestampTz created;
+	int32		window_no;
 	int			cols[1 + VG_NUM_VECTORS];
 	Datum		vals[1 + VG_NUM_VECTORS];
 	bool		nulls[1 + VG_NUM_VECTORS] = {false};
@@ -644,6 +811,13 @@ vg_votes_policy_trigger(PG_FUNCTION_ARGS)
 
 	check_text_column(trigdata->tg_relation, newtup, "user_id", VG_MAX_USER_ID_CHARS);
 	check_text_column(trigdata->tg_relation, newtup, "request_id", VG_MAX_REQUEST_ID_CHARS);
+	created = DatumGetTimestampTz(heap_getattr(newtup, votes_attnum(desc, "created_at"),
+											   desc, &isnull));
+	if (TIMESTAMP_NOT_FINITE(created))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("created_at of a vote must be a finite time"),
+				 errtableconstraint(trigdata->tg_relation, "votes_created_at_check")));
 
 	contest_id = DatumGetInt64(heap_getattr(newtup, votes_attnum(desc, "contest_id"),
 											desc, &isnull));
@@ -677,8 +851,14 @@ vg_votes_policy_trigger(PG_FUNCTION_ARGS)
 						entry_id, contest_id),
 				 errhint("Add it with vote_guard.add_entry() first.")));
 
-	created = DatumGetTimestampTz(heap_getattr(newtup, votes_attnum(desc, "created_at"),
-											   desc, &isnull));
+	if (!vg_window_no(&c, created, &window_no))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("created_at of a vote is outside the vote windows of contest " INT64_FORMAT,
+						contest_id),
+				 errdetail("Window numbers from opens_at must lie between %d and %d.",
+						   PG_INT32_MIN, PG_INT32_MAX),
+				 errtableconstraint(trigdata->tg_relation, "votes_created_at_check")));
 	for (i = 0; i < VG_NUM_VECTORS; i++)
 	{
 		Datum		key = heap_getattr(newtup, votes_attnum(desc, vector_columns[i]),
@@ -704,7 +884,7 @@ vg_votes_policy_trigger(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	cols[0] = votes_attnum(desc, "window_no");
-	vals[0] = Int32GetDatum(vg_window_no(&c, created));
+	vals[0] = Int32GetDatum(window_no);
 	for (i = 0; i < VG_NUM_VECTORS; i++)
 	{
 		cols[1 + i] = votes_attnum(desc, slot_columns[i]);

@@ -347,6 +347,7 @@ static bool
 open_contest(int64 contest_id, text *request_id, VgContest *c, VgResult *res)
 {
 	TimestampTz now = GetCurrentStatementStartTimestamp();
+	int32		window_no;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -366,8 +367,10 @@ open_contest(int64 contest_id, text *request_id, VgContest *c, VgResult *res)
 		reject(contest_id, c, request_id, VG_CONTEST_NOT_OPEN, res);
 		return false;
 	}
-	if (c->closed || (c->has_closes_at && now >= c->closes_at))
+	if (c->closed || (c->has_closes_at && now >= c->closes_at) ||
+		!vg_window_no(c, now, &window_no))
 	{
+		/* (window numbers run out: an open-ended contest's end) */
 		reject(contest_id, c, request_id, VG_CONTEST_CLOSED, res);
 		return false;
 	}
@@ -512,7 +515,7 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 		}
 		args[5] = PointerGetDatum(request_id);
 		nulls[5] = request_id != NULL ? ' ' : 'n';
-		args[6] = Int32GetDatum(vg_window_no(c, now));
+		args[6] = Int32GetDatum(vg_window_no_open(c, now));
 		nulls[6] = ' ';
 
 		if (insert_vote(args, nulls, &vote_id))
@@ -717,7 +720,7 @@ locate_user_vote(int64 contest_id, const VgContest *c, text *user_id,
 				 bool has_old, int64 old_entry_id, int64 *vote_id,
 				 int64 *entry_id, VgVoter *v, VgResult *res)
 {
-	int32		w = vg_window_no(c, GetCurrentStatementStartTimestamp());
+	int32		w = vg_window_no_open(c, GetCurrentStatementStartTimestamp());
 	int			attempt;
 
 	for (attempt = 0; attempt <= VG_MAX_RETRIES; attempt++)
