@@ -56,6 +56,7 @@
 #include "miscadmin.h"
 #include "nodes/primnodes.h"
 #include "rewrite/rewriteHandler.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -1186,6 +1187,36 @@ counters_as_created(VgTable *t, Relation rel)
 }
 
 /*
+ * Under SERIALIZABLE the counter rows are a commutative total, not data a
+ * vote depends on: they are scanned with SnapshotAny, which takes no
+ * predicate locks (and so makes no read dependency with the votes that
+ * change them), and each row version's visibility to the transaction's
+ * snapshot is checked here, as the scan would with that snapshot.  Two
+ * votes for one entry then never make each other fail with 40001; the count
+ * they answer is what the transaction's snapshot shows, plus its own votes,
+ * without the serializable guarantee.  Readers of the counters through SQL
+ * (results(), verify()) still take predicate locks as usual.
+ */
+static bool
+counters_unlocked_reads(void)
+{
+	return IsolationIsSerializable();
+}
+
+/* Is the row version the scan just returned visible to snapshot? */
+static bool
+counter_version_visible(SysScanDesc scan, HeapTuple tup, Snapshot snapshot)
+{
+	Buffer		buffer = ((BufferHeapTupleTableSlot *) scan->slot)->buffer;
+	bool		visible;
+
+	LockBuffer(buffer, BUFFER_LOCK_SHARE);
+	visible = HeapTupleSatisfiesVisibility(tup, snapshot, buffer);
+	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+	return visible;
+}
+
+/*
  * An entry's count: the sum of its counter slots as the transaction sees
  * them now, its own changes included.
  */
@@ -1196,14 +1227,19 @@ vg_entry_count(int64 contest_id, int64 entry_id)
 	SysScanDesc scan;
 	HeapTuple	tup;
 	int64		sum = 0;
+	Snapshot	snapshot = push_statement_snapshot();
+	bool		unlocked = counters_unlocked_reads();
 
 	scan = entry_scan(&counters_table, rel, contest_id, entry_id,
-					  push_statement_snapshot());
+					  unlocked ? SnapshotAny : snapshot);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		bool		isnull;
-		Datum		votes = heap_getattr(tup, 4, RelationGetDescr(rel), &isnull);
+		Datum		votes;
 
+		if (unlocked && !counter_version_visible(scan, tup, snapshot))
+			continue;
+		votes = heap_getattr(tup, 4, RelationGetDescr(rel), &isnull);
 		if (!isnull)
 			sum += DatumGetInt64(votes);
 	}
@@ -1274,6 +1310,12 @@ counter_add(Relation rel, TupleTableSlot *slot, int64 delta)
  * the same time, up to VG_COUNTER_SLOTS, and no vote waits for another while
  * a row is free.
  *
+ * Under SERIALIZABLE (counters_unlocked_reads) the rows are scanned without
+ * predicate locks, and the newest version of a row is taken even when it
+ * was changed since the snapshot, as under READ COMMITTED: adding to a count
+ * commutes with the other votes' additions, so it is no serialization
+ * conflict.  The count is still summed from the versions the snapshot sees.
+ *
  * The row is updated in place with simple_heap_update, as the executor
  * would: the key does not change (no foreign key check is due) and the
  * table has no triggers of its own.  If its table access method, indexes or
@@ -1291,6 +1333,8 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 	TupleTableSlot *locked;
 	uint8		lock_flags = 0;
 	uint32		used = 0;
+	uint32		tried = 0;
+	bool		unlocked;
 	bool		added = false;
 	int64		sum = delta;
 	int			i;
@@ -1309,26 +1353,32 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 	 * does not see them: every row counts once, as it was before the vote.
 	 */
 	snapshot = push_statement_snapshot();
-	if (!IsolationUsesXactSnapshot())
+	unlocked = counters_unlocked_reads();
+	if (!IsolationUsesXactSnapshot() || unlocked)
 		lock_flags = TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
 
 	locked = table_slot_create(rel, NULL);
-	scan = entry_scan(&counters_table, rel, contest_id, entry_id, snapshot);
+	scan = entry_scan(&counters_table, rel, contest_id, entry_id,
+					  unlocked ? SnapshotAny : snapshot);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		TupleDesc	desc = RelationGetDescr(rel);
 		bool		isnull;
 		int32		slot = DatumGetInt32(heap_getattr(tup, 3, desc, &isnull));
 		Datum		votes = heap_getattr(tup, 4, desc, &isnull);
+		uint32		bit = slot >= 0 && slot < VG_COUNTER_SLOTS ? (uint32) 1 << slot : 0;
 		TM_FailureData tmfd;
 		TM_Result	result;
 
-		if (!isnull)
+		/* SnapshotAny: every version; count those the snapshot sees */
+		if (!isnull &&
+			(!unlocked || counter_version_visible(scan, tup, snapshot)))
 			sum += DatumGetInt64(votes);
 		if (added)
 			continue;
-		if (slot >= 0 && slot < VG_COUNTER_SLOTS)
-			used |= (uint32) 1 << slot;
+		used |= bit;
+		if (unlocked && (tried & bit) != 0)
+			continue;			/* another version of a row already tried */
 		result = table_tuple_lock(rel, &tup->t_self, snapshot, locked,
 								  GetCurrentCommandId(true),
 								  LockTupleNoKeyExclusive, LockWaitSkip,
@@ -1340,9 +1390,16 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 				added = true;
 				break;
 			case TM_WouldBlock:	/* another transaction holds it */
-			case TM_Updated:	/* changed since the snapshot */
 			case TM_Deleted:	/* the entry is being removed */
+				tried |= bit;
 				break;
+			case TM_Updated:	/* changed since the snapshot */
+				break;
+			case TM_Invisible:	/* (SnapshotAny) a version never committed */
+			case TM_SelfModified:	/* (SnapshotAny) made by this scan */
+				if (unlocked)
+					break;
+				/* FALLTHROUGH */
 			default:
 				elog(ERROR, "unexpected table_tuple_lock status: %u", result);
 		}
