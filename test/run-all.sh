@@ -15,7 +15,8 @@
 # line sums both runs.
 #
 # Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432),
-# VG_SUITES (default "regress isolation tap").
+# VG_SUITES (default "regress isolation tap fuzz"); the fuzz suite takes
+# VG_FUZZ_SEED and VG_FUZZ_CALLS (test/fuzz/fuzz.py).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +25,7 @@ export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 port=${VG_TEST_PORT:-55432}
 
 if [ "$(id -u)" = 0 ]; then
-    "$src/test/install-deps.sh"
+    "$src/test/install-deps.sh" python3-psycopg   # the fuzz suite
     build() {
         make -C "$src" -s clean
         make -C "$src" -s all "$@"
@@ -125,11 +126,12 @@ run_suite() {
 }
 
 mk=(make -s installcheck)
-for suite in ${VG_SUITES:-regress isolation tap}; do
+for suite in ${VG_SUITES:-regress isolation tap fuzz}; do
     case $suite in
         regress)   run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS= ;;
         isolation) run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS= ;;
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
+        fuzz)      run_suite fuzz      /usr/bin/python3 test/fuzz/fuzz.py ;;
         *) echo "unknown suite: $suite" >&2; exit 2 ;;
     esac
 done
