@@ -216,3 +216,13 @@ SELECT CASE c WHEN :ct THEN 'windows' ELSE 'cooldown' END AS contest, t AS creat
  ORDER BY c = :ctc, t;
 SELECT window_no, created_at FROM vote_guard.votes WHERE contest_id = :ct ORDER BY window_no;
 SELECT count(*) AS cooldown_rows FROM vote_guard.votes WHERE contest_id = :ctc;
+
+--------------------------------------------------------------------------
+-- e-mail normalisation is a fixed point: an address whose local part is no
+-- local part without its +tag is malformed (found by the libFuzzer harness,
+-- test/fuzz/libfuzzer)
+--------------------------------------------------------------------------
+SELECT e AS email, vote_guard.normalize_email(e) AS normalized,
+       vote_guard.normalize_email(vote_guard.normalize_email(e)) AS again
+  FROM unnest(ARRAY['rDr.+/Ma0@r.g', 'a.+tag@example.com', 'a.b+tag@example.com',
+                    'a.+tag@gmail.com', 'A.b.+x@GoogleMail.com', '+tag@example.com']) AS e;

@@ -15,8 +15,9 @@
 # line sums both runs.
 #
 # Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432),
-# VG_SUITES (default "regress isolation tap fuzz"); the fuzz suite takes
-# VG_FUZZ_SEED and VG_FUZZ_CALLS (test/fuzz/fuzz.py).
+# VG_SUITES (default "regress isolation tap fuzz libfuzzer"); the fuzz suite
+# takes VG_FUZZ_SEED and VG_FUZZ_CALLS (test/fuzz/fuzz.py), the libfuzzer
+# suite VG_LIBFUZZER_SECONDS and VG_LIBFUZZER_SEED (test/fuzz/libfuzzer/run.sh).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +26,8 @@ export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 port=${VG_TEST_PORT:-55432}
 
 if [ "$(id -u)" = 0 ]; then
-    "$src/test/install-deps.sh" python3-psycopg   # the fuzz suite
+    # the fuzz suite (psycopg) and the libfuzzer suite (clang's fuzzer runtime)
+    "$src/test/install-deps.sh" python3-psycopg clang libclang-rt-dev
     build() {
         make -C "$src" -s clean
         make -C "$src" -s all "$@"
@@ -126,12 +128,13 @@ run_suite() {
 }
 
 mk=(make -s installcheck)
-for suite in ${VG_SUITES:-regress isolation tap fuzz}; do
+for suite in ${VG_SUITES:-regress isolation tap fuzz libfuzzer}; do
     case $suite in
         regress)   run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS= ;;
         isolation) run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS= ;;
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
         fuzz)      run_suite fuzz      /usr/bin/python3 test/fuzz/fuzz.py ;;
+        libfuzzer) run_suite libfuzzer test/fuzz/libfuzzer/run.sh ;;
         *) echo "unknown suite: $suite" >&2; exit 2 ;;
     esac
 done
