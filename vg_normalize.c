@@ -162,7 +162,8 @@ valid_domain(const char *s, size_t len)
  * Normalise an e-mail address: trim, lower-case, drop a +tag, and for Gmail
  * drop the dots of the local part and fold googlemail.com into gmail.com.
  * Returns a palloc'd string, or NULL when the address is malformed (no single
- * '@', quoted or non-ASCII local part, address literal, over 254 characters).
+ * '@', quoted or non-ASCII local part, address literal, over 254 characters,
+ * nothing valid left of the local part without its +tag).
  */
 char *
 vg_normalize_email_cstr(const char *email, size_t len)
@@ -242,6 +243,16 @@ vg_normalize_email_cstr(const char *email, size_t len)
 		strcpy(w, "@gmail.com");
 	}
 
+	/*
+	 * What is left of the local part must be one on its own: "a.+tag@x"
+	 * would give "a.@x", which is no address (and no fixed point: normalising
+	 * it again fails).
+	 */
+	if (!valid_local(result, strchr(result, '@') - result))
+	{
+		pfree(result);
+		return NULL;
+	}
 	return result;
 }
 

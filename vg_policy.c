@@ -16,6 +16,23 @@
  * policy trigger does the same for the owner's direct INSERT and UPDATE
  * (vg_policy_write).
  *
+ * Times become numbers here, by one rule.  A vote window or a cooldown is
+ * its length in microseconds, a day 24 hours and a month 30 days: the value
+ * PostgreSQL compares intervals by, computed as exactly (vg_interval_usecs),
+ * so the contests' CHECKs (1 second to 100 years) bound it.  Window numbers
+ * are floor((t - opens_at) / vote_window), computed without overflow for
+ * every finite time, and a time's window must fit in window_no (int4);
+ * opens_at, closes_at and a vote's created_at are finite (create_contest and
+ * the tables' checks, the policy trigger).  A contest takes votes only while
+ * its window numbers last: create_contest refuses a closes_at after the end
+ * of window 2147483647 and an open-ended contest whose windows have already
+ * run out; an open-ended contest whose windows run out later is closed from
+ * then on (vg_window_no fails, cast_vote answers contest_closed).  Every
+ * time computed from these (retry_at, the reach of a cooldown) is
+ * overflow-checked: outside the valid timestamps it is -infinity or
+ * infinity where it bounds a comparison, and no retry_at (null, "never")
+ * where it would be an answer.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -23,6 +40,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "common/hashfn.h"
+#include "common/int.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "lib/qunique.h"
@@ -58,24 +76,102 @@ vg_policy_needs_locks(const VgContest *c)
 	return c->votes_per_voter > 1 || c->cooldown_usecs > 0;
 }
 
-/* The number of the fixed vote window that t falls in (0 without windows). */
-int32
-vg_window_no(const VgContest *c, TimestampTz t)
+/* floor(a / b) and the remainder that goes with it (b > 0) */
+static int64
+floor_div(int64 a, int64 b, int64 *rem)
 {
-	int64		offset;
+	int64		q = a / b;
+
+	*rem = a % b;
+	if (*rem < 0)
+	{
+		q--;
+		*rem += b;
+	}
+	return q;
+}
+
+/*
+ * The number of the window of length window_usecs (> 0) from opens_at that
+ * t falls in: floor((t - opens_at) / window_usecs), for any two finite
+ * times, without overflow.  False when a time is not finite.
+ */
+bool
+vg_window_number(TimestampTz opens_at, int64 window_usecs, TimestampTz t,
+				 int64 *w)
+{
+	int64		rt,
+				ro,
+				qt,
+				qo;
+
+	if (TIMESTAMP_NOT_FINITE(opens_at) || TIMESTAMP_NOT_FINITE(t))
+		return false;
+	/* t = qt * W + rt, opens_at = qo * W + ro, 0 <= rt, ro < W */
+	qt = floor_div(t, window_usecs, &rt);
+	qo = floor_div(opens_at, window_usecs, &ro);
+	/* |qt|, |qo| < 2^63 / 10^6: no overflow */
+	*w = qt - qo - (rt < ro ? 1 : 0);
+	return true;
+}
+
+/*
+ * The number of the fixed vote window that t falls in (0 without windows).
+ * False when t is infinite or its window number does not fit in window_no:
+ * at or after opens_at, the contest's windows have run out.
+ */
+bool
+vg_window_no(const VgContest *c, TimestampTz t, int32 *window_no)
+{
 	int64		w;
 
 	if (c->window_usecs <= 0)
-		return 0;
-	offset = t - c->opens_at;
-	w = offset / c->window_usecs;
-	if (offset < 0 && offset % c->window_usecs != 0)
-		w--;					/* floor, for times before opens_at */
-	if (w > PG_INT32_MAX || w < PG_INT32_MIN)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("vote window number out of range")));
-	return (int32) w;
+	{
+		*window_no = 0;
+		return !TIMESTAMP_NOT_FINITE(t);
+	}
+	if (!vg_window_number(c->opens_at, c->window_usecs, t, &w) ||
+		w > PG_INT32_MAX || w < PG_INT32_MIN)
+		return false;
+	*window_no = (int32) w;
+	return true;
+}
+
+/* The window of t for a contest known to be open at t. */
+int32
+vg_window_no_open(const VgContest *c, TimestampTz t)
+{
+	int32		w;
+
+	if (!vg_window_no(c, t, &w))
+		elog(ERROR, "vote window number of an open contest out of range");
+	return w;
+}
+
+/*
+ * t + usecs when that is a valid timestamp; otherwise -infinity or infinity,
+ * on the side it falls (t finite).
+ */
+TimestampTz
+vg_time_add(TimestampTz t, int64 usecs)
+{
+	TimestampTz r;
+
+	if (pg_add_s64_overflow(t, usecs, &r))
+		return usecs < 0 ? DT_NOBEGIN : DT_NOEND;
+	if (r < MIN_TIMESTAMP)
+		return DT_NOBEGIN;
+	if (r >= END_TIMESTAMP)
+		return DT_NOEND;
+	return r;
+}
+
+/* retry_at, when the time exists (infinity: never, no retry_at) */
+static void
+set_retry_at(VgDecision *d, TimestampTz t)
+{
+	d->has_retry_at = !TIMESTAMP_NOT_FINITE(t);
+	d->retry_at = t;
 }
 
 static int
@@ -173,7 +269,8 @@ votes_digest(const VgPastVote *votes, int n)
  * windows and limit_reached otherwise (retry_at: the next window, if any),
  * and a vote of any vector within the cooldown gives cooldown (retry_at: when
  * it ends).  exclude_vote_id (0: none) is a vote to leave out, the one an
- * UPDATE changes.
+ * UPDATE changes.  A time after the contest's last window gives
+ * contest_closed (callers check the window first where that can happen).
  *
  * Under REPEATABLE READ and SERIALIZABLE the voter's votes are read with the
  * transaction's snapshot, which may predate a vote, a move or a retraction
@@ -187,7 +284,8 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 		  Datum request_id, TimestampTz t, int64 exclude_vote_id,
 		  VgDecision *d)
 {
-	int32		w = vg_window_no(c, t);
+	int32		w;
+	bool		has_w = vg_window_no(c, t, &w);
 	int			n = c->votes_per_voter;
 	int			count[VG_NUM_VECTORS] = {0};
 	int			entry_count[VG_NUM_VECTORS] = {0};
@@ -195,7 +293,8 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 	bool		in_cooldown = false;
 	TimestampTz latest = DT_NOBEGIN;
 	/* votes after this time are within reach of the cooldown */
-	TimestampTz since = c->cooldown_usecs > 0 ? t - c->cooldown_usecs : DT_NOEND;
+	TimestampTz since = c->cooldown_usecs > 0 ?
+		vg_time_add(t, -c->cooldown_usecs) : DT_NOEND;
 	int			limit_vec = -1;
 	VgPastVote *votes;
 	int			nvotes;
@@ -205,6 +304,9 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 	memset(d, 0, sizeof(*d));
 	d->code = VG_OK;
 
+	/* no window (t after the last one): only the request id matters */
+	if (!has_w)
+		w = 0;
 	nvotes = vg_voter_votes(contest_id, v, request_id, w, since,
 							exclude_vote_id, false, &votes);
 	if (IsolationUsesXactSnapshot())
@@ -245,7 +347,7 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 			if (!p->match[i])
 				continue;
 			any = true;
-			if (p->window_no != w)
+			if (!has_w || p->window_no != w)
 				continue;
 			count[i]++;
 			if (p->entry_id == entry_id)
@@ -255,8 +357,8 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 				used[i * (n + 1) + slot] = true;
 		}
 		if (any && c->cooldown_usecs > 0 &&
-			p->created_at > t - c->cooldown_usecs &&
-			p->created_at < t + c->cooldown_usecs)
+			p->created_at > since &&
+			p->created_at < vg_time_add(t, c->cooldown_usecs))
 		{
 			in_cooldown = true;
 			if (p->created_at > latest)
@@ -272,7 +374,9 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 			limit_vec = i;
 	}
 
-	if (limit_vec >= 0)
+	if (!has_w)
+		d->code = VG_CONTEST_CLOSED;	/* no window left to vote in */
+	else if (limit_vec >= 0)
 	{
 		if (n == 1 && c->window_usecs == 0)
 			d->code = duplicate_code((VgVector) limit_vec);
@@ -281,18 +385,28 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 			d->code = VG_LIMIT_REACHED;
 			if (c->window_usecs > 0)
 			{
-				d->has_retry_at = true;
-				d->retry_at = c->opens_at + (int64) (w + 1) * c->window_usecs;
-				if (in_cooldown && latest + c->cooldown_usecs > d->retry_at)
-					d->retry_at = latest + c->cooldown_usecs;
+				/* the start of the next window, if there is one */
+				int64		span;
+				TimestampTz next = DT_NOEND;
+
+				if (w < PG_INT32_MAX &&
+					!pg_mul_s64_overflow((int64) w + 1, c->window_usecs, &span))
+					next = vg_time_add(c->opens_at, span);
+				if (in_cooldown)
+				{
+					TimestampTz end = vg_time_add(latest, c->cooldown_usecs);
+
+					if (end > next)
+						next = end;
+				}
+				set_retry_at(d, next);
 			}
 		}
 	}
 	else if (in_cooldown)
 	{
 		d->code = VG_COOLDOWN;
-		d->has_retry_at = true;
-		d->retry_at = latest + c->cooldown_usecs;
+		set_retry_at(d, vg_time_add(latest, c->cooldown_usecs));
 	}
 	else
 	{
@@ -408,6 +522,7 @@ vg_policy_write(Relation rel, HeapTuple oldtup, HeapTuple newtup)
 				entry_id,
 				exclude = 0;
 	TimestampTz created;
+	int32		window_no;
 	int			cols[1 + VG_NUM_VECTORS];
 	Datum		vals[1 + VG_NUM_VECTORS];
 	bool		nulls[1 + VG_NUM_VECTORS] = {false};
@@ -415,6 +530,13 @@ vg_policy_write(Relation rel, HeapTuple oldtup, HeapTuple newtup)
 
 	check_text_column(rel, newtup, "user_id", VG_MAX_USER_ID_CHARS);
 	check_text_column(rel, newtup, "request_id", VG_MAX_REQUEST_ID_CHARS);
+	created = DatumGetTimestampTz(heap_getattr(newtup, votes_attnum(desc, "created_at"),
+											   desc, &isnull));
+	if (TIMESTAMP_NOT_FINITE(created))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("created_at of a vote must be a finite time"),
+				 errtableconstraint(rel, "votes_created_at_check")));
 
 	contest_id = DatumGetInt64(heap_getattr(newtup, votes_attnum(desc, "contest_id"),
 											desc, &isnull));
@@ -446,8 +568,14 @@ vg_policy_write(Relation rel, HeapTuple oldtup, HeapTuple newtup)
 						entry_id, contest_id),
 				 errhint("Add it with vote_guard.add_entry() first.")));
 
-	created = DatumGetTimestampTz(heap_getattr(newtup, votes_attnum(desc, "created_at"),
-											   desc, &isnull));
+	if (!vg_window_no(&c, created, &window_no))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("created_at of a vote is outside the vote windows of contest " INT64_FORMAT,
+						contest_id),
+				 errdetail("Window numbers from opens_at must lie between %d and %d.",
+						   PG_INT32_MIN, PG_INT32_MAX),
+				 errtableconstraint(rel, "votes_created_at_check")));
 	for (i = 0; i < VG_NUM_VECTORS; i++)
 	{
 		Datum		key = heap_getattr(newtup, votes_attnum(desc, vector_columns[i]),
@@ -473,7 +601,7 @@ vg_policy_write(Relation rel, HeapTuple oldtup, HeapTuple newtup)
 	SPI_finish();
 
 	cols[0] = votes_attnum(desc, "window_no");
-	vals[0] = Int32GetDatum(vg_window_no(&c, created));
+	vals[0] = Int32GetDatum(window_no);
 	for (i = 0; i < VG_NUM_VECTORS; i++)
 	{
 		cols[1 + i] = votes_attnum(desc, slot_columns[i]);

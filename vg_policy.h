@@ -16,7 +16,11 @@
 
 extern void vg_lock_contest(int64 contest_id, bool exclusive);
 extern bool vg_policy_needs_locks(const VgContest *c);
-extern int32 vg_window_no(const VgContest *c, TimestampTz t);
+extern bool vg_window_number(TimestampTz opens_at, int64 window_usecs,
+							 TimestampTz t, int64 *w);
+extern bool vg_window_no(const VgContest *c, TimestampTz t, int32 *window_no);
+extern int32 vg_window_no_open(const VgContest *c, TimestampTz t);
+extern TimestampTz vg_time_add(TimestampTz t, int64 usecs);
 extern void vg_lock_voter(int64 contest_id, const VgVoter *v);
 extern void vg_decide(int64 contest_id, int64 entry_id, const VgContest *c,
 					  VgVoter *v, Datum request_id, TimestampTz t,

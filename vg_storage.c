@@ -56,6 +56,7 @@
 #include "miscadmin.h"
 #include "nodes/primnodes.h"
 #include "rewrite/rewriteHandler.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -292,17 +293,23 @@ contest_cache_flush(void)
 	contest_cache = NULL;
 }
 
-/* An interval as microseconds: a day is 24 hours, a month 30 days. */
+/*
+ * A contest's vote_window or cooldown in microseconds (0: none), a day 24
+ * hours and a month 30 days.  The contests' CHECKs keep both between 1
+ * microsecond and 100 years.
+ */
 static int64
-interval_usecs(Datum d, bool isnull)
+interval_usecs(Datum d, bool isnull, const char *column)
 {
-	Interval   *iv;
+	int64		usecs;
 
 	if (isnull)
 		return 0;
-	iv = DatumGetIntervalP(d);
-	return iv->time + iv->day * USECS_PER_DAY +
-		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	if (!vg_interval_usecs(DatumGetIntervalP(d), &usecs))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("%s of a contest out of range", column)));
+	return usecs;
 }
 
 /*
@@ -359,9 +366,9 @@ vg_load_contest(int64 contest_id, VgContest *c)
 	c->votes_per_voter = DatumGetInt32(vg_spi_value(0, 10, &isnull));
 	c->per_entry_limit = DatumGetInt32(vg_spi_value(0, 11, &isnull));
 	d = vg_spi_value(0, 12, &isnull);
-	c->window_usecs = interval_usecs(d, isnull);
+	c->window_usecs = interval_usecs(d, isnull, "vote_window");
 	d = vg_spi_value(0, 13, &isnull);
-	c->cooldown_usecs = interval_usecs(d, isnull);
+	c->cooldown_usecs = interval_usecs(d, isnull, "cooldown");
 	c->allow_change = DatumGetBool(vg_spi_value(0, 14, &isnull));
 	c->secret_version = DatumGetInt32(vg_spi_value(0, 15, &isnull));
 
@@ -1237,6 +1244,36 @@ counters_as_created(VgTable *t, Relation rel)
 }
 
 /*
+ * Under SERIALIZABLE the counter rows are a commutative total, not data a
+ * vote depends on: they are scanned with SnapshotAny, which takes no
+ * predicate locks (and so makes no read dependency with the votes that
+ * change them), and each row version's visibility to the transaction's
+ * snapshot is checked here, as the scan would with that snapshot.  Two
+ * votes for one entry then never make each other fail with 40001; the count
+ * they answer is what the transaction's snapshot shows, plus its own votes,
+ * without the serializable guarantee.  Readers of the counters through SQL
+ * (results(), verify()) still take predicate locks as usual.
+ */
+static bool
+counters_unlocked_reads(void)
+{
+	return IsolationIsSerializable();
+}
+
+/* Is the row version the scan just returned visible to snapshot? */
+static bool
+counter_version_visible(SysScanDesc scan, HeapTuple tup, Snapshot snapshot)
+{
+	Buffer		buffer = ((BufferHeapTupleTableSlot *) scan->slot)->buffer;
+	bool		visible;
+
+	LockBuffer(buffer, BUFFER_LOCK_SHARE);
+	visible = HeapTupleSatisfiesVisibility(tup, snapshot, buffer);
+	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
+	return visible;
+}
+
+/*
  * An entry's count: the sum of its counter slots as the transaction sees
  * them now, its own changes included.
  */
@@ -1247,14 +1284,19 @@ vg_entry_count(int64 contest_id, int64 entry_id)
 	SysScanDesc scan;
 	HeapTuple	tup;
 	int64		sum = 0;
+	Snapshot	snapshot = push_statement_snapshot();
+	bool		unlocked = counters_unlocked_reads();
 
 	scan = entry_scan(&counters_table, rel, contest_id, entry_id,
-					  push_statement_snapshot());
+					  unlocked ? SnapshotAny : snapshot);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		bool		isnull;
-		Datum		votes = heap_getattr(tup, 4, RelationGetDescr(rel), &isnull);
+		Datum		votes;
 
+		if (unlocked && !counter_version_visible(scan, tup, snapshot))
+			continue;
+		votes = heap_getattr(tup, 4, RelationGetDescr(rel), &isnull);
 		if (!isnull)
 			sum += DatumGetInt64(votes);
 	}
@@ -1325,6 +1367,12 @@ counter_add(Relation rel, TupleTableSlot *slot, int64 delta)
  * the same time, up to VG_COUNTER_SLOTS, and no vote waits for another while
  * a row is free.
  *
+ * Under SERIALIZABLE (counters_unlocked_reads) the rows are scanned without
+ * predicate locks, and the newest version of a row is taken even when it
+ * was changed since the snapshot, as under READ COMMITTED: adding to a count
+ * commutes with the other votes' additions, so it is no serialization
+ * conflict.  The count is still summed from the versions the snapshot sees.
+ *
  * The row is updated in place with simple_heap_update, as the executor
  * would: the key does not change (no foreign key check is due) and the
  * table has no triggers of its own.  If its table access method, indexes or
@@ -1342,6 +1390,8 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 	TupleTableSlot *locked;
 	uint8		lock_flags = 0;
 	uint32		used = 0;
+	uint32		tried = 0;
+	bool		unlocked;
 	bool		added = false;
 	int64		sum = delta;
 	int			i;
@@ -1369,26 +1419,32 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 	 * does not see them: every row counts once, as it was before the vote.
 	 */
 	snapshot = push_statement_snapshot();
-	if (!IsolationUsesXactSnapshot())
+	unlocked = counters_unlocked_reads();
+	if (!IsolationUsesXactSnapshot() || unlocked)
 		lock_flags = TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
 
 	locked = table_slot_create(rel, NULL);
-	scan = entry_scan(&counters_table, rel, contest_id, entry_id, snapshot);
+	scan = entry_scan(&counters_table, rel, contest_id, entry_id,
+					  unlocked ? SnapshotAny : snapshot);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		TupleDesc	desc = RelationGetDescr(rel);
 		bool		isnull;
 		int32		slot = DatumGetInt32(heap_getattr(tup, 3, desc, &isnull));
 		Datum		votes = heap_getattr(tup, 4, desc, &isnull);
+		uint32		bit = slot >= 0 && slot < VG_COUNTER_SLOTS ? (uint32) 1 << slot : 0;
 		TM_FailureData tmfd;
 		TM_Result	result;
 
-		if (!isnull)
+		/* SnapshotAny: every version; count those the snapshot sees */
+		if (!isnull &&
+			(!unlocked || counter_version_visible(scan, tup, snapshot)))
 			sum += DatumGetInt64(votes);
 		if (added)
 			continue;
-		if (slot >= 0 && slot < VG_COUNTER_SLOTS)
-			used |= (uint32) 1 << slot;
+		used |= bit;
+		if (unlocked && (tried & bit) != 0)
+			continue;			/* another version of a row already tried */
 		result = table_tuple_lock(rel, &tup->t_self, snapshot, locked,
 								  GetCurrentCommandId(true),
 								  LockTupleNoKeyExclusive, LockWaitSkip,
@@ -1400,9 +1456,16 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 				added = true;
 				break;
 			case TM_WouldBlock:	/* another transaction holds it */
-			case TM_Updated:	/* changed since the snapshot */
 			case TM_Deleted:	/* the entry is being removed */
+				tried |= bit;
 				break;
+			case TM_Updated:	/* changed since the snapshot */
+				break;
+			case TM_Invisible:	/* (SnapshotAny) a version never committed */
+			case TM_SelfModified:	/* (SnapshotAny) made by this scan */
+				if (unlocked)
+					break;
+				/* FALLTHROUGH */
 			default:
 				elog(ERROR, "unexpected table_tuple_lock status: %u", result);
 		}

@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "common/int128.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
@@ -133,4 +134,26 @@ vg_advisory_xact_lock(uint64 key, uint16 lock_class, LOCKMODE mode)
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32),
 						 (uint32) key, lock_class);
 	(void) LockAcquire(&tag, mode, false, false);
+}
+
+/*
+ * An interval's length in microseconds, a day 24 hours and a month 30 days,
+ * computed as interval comparison (interval_cmp_value) computes it, in 128
+ * bits: the fields may be far apart and still add up to little.  False when
+ * it is not positive or does not fit in 64 bits.
+ */
+bool
+vg_interval_usecs(const Interval *iv, int64 *usecs)
+{
+	INT128		span = int64_to_int128(iv->time);
+
+	/* |month| * 30 + |day| < 2^37: no overflow in 64 bits */
+	int128_add_int64_mul_int64(&span,
+							   (int64) iv->month * DAYS_PER_MONTH + iv->day,
+							   USECS_PER_DAY);
+	if (int128_compare(span, int64_to_int128(0)) <= 0 ||
+		int128_compare(span, int64_to_int128(PG_INT64_MAX)) > 0)
+		return false;
+	*usecs = int128_to_int64(span);
+	return true;
 }

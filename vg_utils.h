@@ -10,6 +10,7 @@
 
 #include "vg_types.h"
 
+#include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "storage/lockdefs.h"
 #include "utils/hsearch.h"
@@ -28,6 +29,7 @@ extern HTAB *vg_backend_cache_create(const char *name, Size keysize,
 extern Oid	vg_table_relid(const char *relname);
 
 extern bool vg_text_length_ok(text *t, int max_chars);
+extern bool vg_interval_usecs(const Interval *iv, int64 *usecs);
 extern void vg_advisory_xact_lock(uint64 key, uint16 lock_class, LOCKMODE mode);
 
 #endif							/* VG_UTILS_H */

@@ -44,6 +44,15 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION vote_guard.normalize_email(text) IS
 'trimmed, lower-cased e-mail without +tag (and without dots for Gmail); null when malformed';
 
+CREATE FUNCTION vote_guard.window_number(opens_at timestamptz, vote_window interval,
+                                        at timestamptz)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'vg_window_number_fn'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION vote_guard.window_number(timestamptz, interval, timestamptz) IS
+'the number of the vote window "at" falls in, as cast_vote numbers them (a day 24 hours, a month 30 days); null for infinite times';
+
 -- strong random bytes for secrets; owner only
 CREATE FUNCTION vote_guard.random_secret()
 RETURNS bytea
@@ -92,8 +101,18 @@ CREATE TABLE vote_guard.contests (
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
     CONSTRAINT contests_window_check
         CHECK (closes_at IS NULL OR closes_at OPERATOR(pg_catalog.>) opens_at),
+    -- times are finite, and every vote window until closes_at has a number
+    -- that fits in votes.window_no (create_contest says why, see there)
+    CONSTRAINT contests_times_check
+        CHECK (pg_catalog.isfinite(opens_at)
+               AND (closes_at IS NULL OR pg_catalog.isfinite(closes_at))),
+    CONSTRAINT contests_last_window_check
+        CHECK (closes_at IS NULL OR vote_window IS NULL
+               OR vote_guard.window_number(opens_at, vote_window,
+                                           closes_at OPERATOR(pg_catalog.-) '00:00:00.000001'::interval)
+                  OPERATOR(pg_catalog.<=) 2147483647),
     CONSTRAINT contests_dedupe_on_check
-        CHECK (pg_catalog.cardinality(dedupe_on) OPERATOR(pg_catalog.>) 0
+        CHECK (pg_catalog.array_ndims(dedupe_on) OPERATOR(pg_catalog.=) 1
                AND dedupe_on OPERATOR(pg_catalog.<@) '{ip,user,email}'::text[]),
     CONSTRAINT contests_ipv4_prefix_check CHECK (ipv4_prefix BETWEEN 1 AND 32),
     CONSTRAINT contests_ipv6_prefix_check CHECK (ipv6_prefix BETWEEN 1 AND 128),
@@ -455,6 +474,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     new_id bigint;
+    bad_dedupe boolean;
 BEGIN
     IF name IS NULL OR name OPERATOR(pg_catalog.=) '' THEN
         RAISE EXCEPTION 'contest name must not be empty'
@@ -465,13 +485,27 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Leave it out to open the contest now.';
     END IF;
+    IF NOT pg_catalog.isfinite(opens_at) THEN
+        RAISE EXCEPTION 'opens_at must be a finite time, not %', opens_at
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it out to open the contest now.';
+    END IF;
+    IF NOT pg_catalog.isfinite(closes_at) THEN
+        RAISE EXCEPTION 'closes_at must be a finite time, not %', closes_at
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Leave it out (NULL) for a contest without an end.';
+    END IF;
     IF closes_at IS NOT NULL AND closes_at OPERATOR(pg_catalog.<=) opens_at THEN
         RAISE EXCEPTION 'closes_at (%) must be later than opens_at (%)', closes_at, opens_at
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF dedupe_on IS NULL OR pg_catalog.cardinality(dedupe_on) OPERATOR(pg_catalog.=) 0
-       OR NOT dedupe_on OPERATOR(pg_catalog.<@) '{ip,user,email}'::text[]
-       OR pg_catalog.array_position(dedupe_on, NULL) IS NOT NULL THEN
+    -- a list: one dimension, not empty (array_position refuses more dimensions)
+    bad_dedupe := dedupe_on IS NULL OR pg_catalog.array_ndims(dedupe_on) IS DISTINCT FROM 1;
+    IF NOT bad_dedupe THEN
+        bad_dedupe := NOT dedupe_on OPERATOR(pg_catalog.<@) '{ip,user,email}'::text[]
+                      OR pg_catalog.array_position(dedupe_on, NULL) IS NOT NULL;
+    END IF;
+    IF bad_dedupe THEN
         RAISE EXCEPTION 'dedupe_on must name one or more of ip, user, email, not %', dedupe_on
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -501,6 +535,31 @@ BEGIN
         RAISE EXCEPTION 'vote_window must be between 1 second and 100 years, not %', vote_window
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Leave it out (NULL) for limits over the whole contest.';
+    END IF;
+    /*
+     * Every vote carries its window's number in an integer column: windows
+     * 0 .. 2147483647 from opens_at.  A closes_at after the end of the last
+     * one is refused; an open-ended contest is closed once they run out
+     * (cast_vote answers contest_closed), so one that has no window left now
+     * is refused.
+     */
+    IF vote_window IS NOT NULL AND closes_at IS NOT NULL
+       AND vote_guard.window_number(create_contest.opens_at, vote_window,
+                                    closes_at OPERATOR(pg_catalog.-) '00:00:00.000001'::interval)
+           OPERATOR(pg_catalog.>) 2147483647 THEN
+        RAISE EXCEPTION 'closes_at (%) is after the last vote window of this contest', closes_at
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Vote windows are numbered 0 to 2147483647 from opens_at.',
+                  HINT = 'Choose a longer vote_window, a later opens_at or an earlier closes_at.';
+    END IF;
+    IF vote_window IS NOT NULL AND closes_at IS NULL
+       AND vote_guard.window_number(create_contest.opens_at, vote_window,
+                                    pg_catalog.statement_timestamp())
+           OPERATOR(pg_catalog.>) 2147483647 THEN
+        RAISE EXCEPTION 'opens_at (%) is too far back for a vote_window of %', opens_at, vote_window
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Vote windows are numbered 0 to 2147483647 from opens_at, and the last one has ended.',
+                  HINT = 'Choose a longer vote_window or a later opens_at.';
     END IF;
     IF cooldown OPERATOR(pg_catalog.<=) '0'::interval
        OR cooldown OPERATOR(pg_catalog.>) '100 years'::interval THEN

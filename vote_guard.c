@@ -162,6 +162,7 @@ static bool
 open_contest(int64 contest_id, text *request_id, VgContest *c, VgResult *res)
 {
 	TimestampTz now = GetCurrentStatementStartTimestamp();
+	int32		window_no;
 
 	vg_spi_connect();
 
@@ -179,8 +180,10 @@ open_contest(int64 contest_id, text *request_id, VgContest *c, VgResult *res)
 		reject(contest_id, c, request_id, VG_CONTEST_NOT_OPEN, res);
 		return false;
 	}
-	if (c->closed || (c->has_closes_at && now >= c->closes_at))
+	if (c->closed || (c->has_closes_at && now >= c->closes_at) ||
+		!vg_window_no(c, now, &window_no))
 	{
+		/* (window numbers run out: an open-ended contest's end) */
 		reject(contest_id, c, request_id, VG_CONTEST_CLOSED, res);
 		return false;
 	}
@@ -270,7 +273,7 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 		}
 
 		if (vg_vote_insert(contest_id, entry_id, &v, request_id,
-						   vg_window_no(c, now), &vote_id))
+						   vg_window_no_open(c, now), &vote_id))
 		{
 			res->code = VG_OK;
 			res->has_vote_id = true;
@@ -435,7 +438,7 @@ locate_user_vote(int64 contest_id, const VgContest *c, text *user_id,
 				 bool has_old, int64 old_entry_id, int64 *vote_id,
 				 int64 *entry_id, VgVoter *v, VgResult *res)
 {
-	int32		w = vg_window_no(c, GetCurrentStatementStartTimestamp());
+	int32		w = vg_window_no_open(c, GetCurrentStatementStartTimestamp());
 	int			attempt;
 
 	for (attempt = 0; attempt <= VG_MAX_RETRIES; attempt++)
@@ -608,6 +611,29 @@ key_settings(FunctionCallInfo fcinfo, int64 contest_id)
 	ks->contest_id = contest_id;
 	SPI_finish();
 	return ks;
+}
+
+PG_FUNCTION_INFO_V1(vg_window_number_fn);
+
+/*
+ * vote_guard.window_number(opens_at timestamptz, vote_window interval,
+ *                          at timestamptz) RETURNS bigint
+ *
+ * The number of the vote window that "at" falls in, as cast_vote numbers
+ * them; null when a time is infinite or vote_window is not positive (or
+ * longer than 2^63 microseconds).  The contests' CHECK uses it.
+ */
+Datum
+vg_window_number_fn(PG_FUNCTION_ARGS)
+{
+	int64		usecs;
+	int64		w;
+
+	if (!vg_interval_usecs(PG_GETARG_INTERVAL_P(1), &usecs) ||
+		!vg_window_number(PG_GETARG_TIMESTAMPTZ(0), usecs,
+						  PG_GETARG_TIMESTAMPTZ(2), &w))
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(w);
 }
 
 PG_FUNCTION_INFO_V1(vg_ip_key_fn);

@@ -22,15 +22,19 @@
 #
 # Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432; PgBouncer's
 # socket takes the next number), VG_SUITES (default "layers regress isolation
-# tap clients", and "package" as root), VG_HTTP_PORT (default 18080: the
+# tap clients fuzz libfuzzer", and "package" as root), VG_HTTP_PORT (default 18080: the
 # examples listen on 127.0.0.1, on it and the next 7 ports), VG_SERVER_ENV
 # (VAR=value words put into the server's environment only: test/sanitize.sh
 # preloads the sanitizer runtime with it), VG_SERVER_LOG (a file to copy the
 # server's log to at the end).
+#
+# The fuzz suite takes VG_FUZZ_SEED and VG_FUZZ_CALLS (test/fuzz/fuzz.py), the
+# libfuzzer suite VG_LIBFUZZER_SECONDS and VG_LIBFUZZER_SEED
+# (test/fuzz/libfuzzer/run.sh).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-default_suites="layers regress isolation tap clients"
+default_suites="layers regress isolation tap clients fuzz libfuzzer"
 PG_MAJOR=${PG_MAJOR:-15}
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 port=${VG_TEST_PORT:-55432}
@@ -44,9 +48,11 @@ if [ "$(id -u)" = 0 ]; then
     VG_SUITES=$(echo " $suites " | sed 's/ package / /g; s/^ *//; s/ *$//')
     if [ "$package" = 1 ]; then
         # what test/package.sh needs: the build dependencies of debian/control, debootstrap
-        "$src/test/install-deps.sh" build-essential debhelper dpkg-dev postgresql-server-dev-all debootstrap python3
+        "$src/test/install-deps.sh" python3-psycopg clang libclang-rt-dev \
+            build-essential debhelper dpkg-dev postgresql-server-dev-all debootstrap python3
     else
-        "$src/test/install-deps.sh"
+        # the fuzz suite (psycopg) and the libfuzzer suite (clang's fuzzer runtime)
+        "$src/test/install-deps.sh" python3-psycopg clang libclang-rt-dev
     fi
     build() {
         make -C "$src" -s clean
@@ -175,6 +181,8 @@ for suite in ${VG_SUITES:-$default_suites}; do
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
         clients)   run_suite clients   test/clients/run.sh ;;
         package)   echo "the package suite runs as root (test/package.sh)" >&2; exit 2 ;;
+        fuzz)      run_suite fuzz      /usr/bin/python3 test/fuzz/fuzz.py ;;
+        libfuzzer) run_suite libfuzzer test/fuzz/libfuzzer/run.sh ;;
         *) echo "unknown suite: $suite" >&2; exit 2 ;;
     esac
 done
