@@ -14,8 +14,13 @@
 # the EVP_MAC implementation of HMAC-SHA-256 (-DVG_HMAC_EVP), and the last
 # line sums both runs.
 #
+# The citus suite (test/citus/) runs a Citus cluster of three servers on
+# ports VG_TEST_PORT+1 to +3; as root this script first builds and installs
+# Citus from ../shared/citus/ beside the checkout (test/citus/build.sh,
+# cached).  A Citus that cannot be built or started is a failure.
+#
 # Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432),
-# VG_SUITES (default "regress isolation tap").
+# VG_SUITES (default "regress isolation tap citus").
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,11 +37,19 @@ if [ "$(id -u)" = 0 ]; then
     }
     echo "== build and install (PostgreSQL $PG_MAJOR)"
     build
+    citus_build=0
+    case " ${VG_SUITES:-citus} " in
+        *" citus "*)
+            echo "== Citus (test/citus/build.sh)"
+            "$src/test/citus/build.sh" || citus_build=1 ;;
+    esac
     work=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_test.XXXXXX")
     trap 'rm -rf "$work"' EXIT
     # a clean copy of the tree the unprivileged user can write into
     tar -C "$src" --exclude=.git -cf - . | tar -C "$work" -xf -
     touch "$work/counts"
+    # a Citus that did not build is one failure (its suite then fails too)
+    [ "$citus_build" = 0 ] || echo "0 1" >>"$work/counts"
     chown -R postgres: "$work"
     status=0
     # run the suites as postgres; a run that stops before its summary line
@@ -112,7 +125,7 @@ run_suite() {
     failed=$((failed + bad))
     if [ "$rc" != 0 ]; then
         suites_failed+=("$name")
-        for diffs in regression.diffs test/isolation/regression.diffs; do
+        for diffs in regression.diffs test/isolation/regression.diffs test/citus/regression.diffs; do
             if [ -s "$diffs" ]; then echo "-- $diffs"; head -n 200 "$diffs" || true; fi
         done
         [ "$name" = tap ] && tail -n 60 "$log"
@@ -125,11 +138,12 @@ run_suite() {
 }
 
 mk=(make -s installcheck)
-for suite in ${VG_SUITES:-regress isolation tap}; do
+for suite in ${VG_SUITES:-regress isolation tap citus}; do
     case $suite in
         regress)   run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS= ;;
         isolation) run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS= ;;
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
+        citus)     run_suite citus     test/citus/run.sh "$((port + 1))" ;;
         *) echo "unknown suite: $suite" >&2; exit 2 ;;
     esac
 done
