@@ -2,11 +2,12 @@
 MODULE_big = vote_guard
 OBJS = \
 	vote_guard.o \
-	vg_crypto.o \
-	vg_lookup.o \
-	vg_normalize.o \
+	vg_trigger.o \
 	vg_policy.o \
-	vg_trigger.o
+	vg_storage.o \
+	vg_crypto.o \
+	vg_normalize.o \
+	vg_utils.o
 
 EXTENSION = vote_guard
 DATA = vote_guard--1.0.sql

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * vg_crypto.c
- *	  HMAC-SHA-256 (OpenSSL), secrets and the per-contest derived keys.
+ *	  HMAC-SHA-256 (OpenSSL) and the per-contest derived keys.
  *
  * A contest's keys are derived from the secret version it was created with:
  *
@@ -10,9 +10,9 @@
  *
  * (contest_id as 8 bytes, big-endian), so one voter's keys in two contests
  * cannot be linked.  Each backend keeps the derived keys, as ready-keyed
- * HMAC contexts, in a hash table; secrets never change once written
- * and any insert or delete on vote_guard.secrets flushes the table in every
- * backend (relcache invalidation).
+ * HMAC contexts, in a hash table.  The secrets themselves are read by the
+ * storage layer (vg_contest_keys in vg_storage.c), which also flushes this
+ * table when vote_guard.secrets changes.
  *
  *-------------------------------------------------------------------------
  */
@@ -39,19 +39,14 @@
 #define VG_HMAC_EVP 1
 #endif
 
-#include "catalog/namespace.h"
-#include "catalog/pg_type.h"
-#include "commands/trigger.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "port/pg_bswap.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
-#include "utils/inval.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "vote_guard.h"
+#include "vg_keys.h"
+#include "vg_utils.h"
 
 /* An HMAC-SHA-256 context holding its key, reusable for any number of MACs. */
 typedef struct VgHmacCtx
@@ -74,8 +69,6 @@ struct VgContestKeys
 };
 
 static HTAB *contest_keys = NULL;
-static Oid	secrets_relid = InvalidOid;
-static bool inval_registered = false;
 
 static void
 hmac_ctx_error(const char *what)
@@ -300,8 +293,8 @@ vg_random_secret(PG_FUNCTION_ARGS)
 }
 
 /* Free every cached context and forget the keys. */
-static void
-flush_contest_keys(void)
+void
+vg_contest_keys_flush(void)
 {
 	HASH_SEQ_STATUS status;
 	VgContestKeys *entry;
@@ -316,56 +309,22 @@ flush_contest_keys(void)
 	}
 	hash_destroy(contest_keys);
 	contest_keys = NULL;
-	secrets_relid = InvalidOid;
-}
-
-static void
-secrets_inval_callback(Datum arg, Oid relid)
-{
-	if (relid == InvalidOid || relid == secrets_relid)
-		flush_contest_keys();
 }
 
 /*
- * Read both secrets of a version and derive a contest's two keys from them.
- * (SPI connected; the caller's own connection, if any, is left alone.)
+ * Derive a contest's two keys from the secrets of its version, into entry.
  */
 static void
-derive_contest_keys(VgContestKeys *entry, int64 contest_id, int32 version)
+derive_contest_keys(VgContestKeys *entry, int64 contest_id,
+					const uint8 *ip_secret, size_t ip_len,
+					const uint8 *email_secret, size_t email_len)
 {
-	static SPIPlanPtr plan = NULL;
-	Datum		arg = Int32GetDatum(version);
 	uint8		info[8];
 	uint8		derived[VG_HMAC_LEN];
 	uint64		be_id = pg_hton64((uint64) contest_id);
-	bool		isnull;
-	bytea	   *ip_secret;
-	bytea	   *email_secret;
-
-	if (plan == NULL)
-	{
-		Oid			argtypes[1] = {INT4OID};
-
-		plan = vg_prepare_kept("SELECT s.ip_secret, s.email_secret"
-							   "  FROM vote_guard.secrets s"
-							   " WHERE s.version OPERATOR(pg_catalog.=) $1",
-							   1, argtypes);
-	}
-
-	vg_execute(plan, &arg, NULL, SPI_OK_SELECT, 1);
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("vote_guard secret version %d is missing", version),
-				 errdetail("Contest " INT64_FORMAT " was created with it.", contest_id),
-				 errhint("Restore vote_guard.secrets from a backup of this database.")));
-
-	ip_secret = DatumGetByteaPP(vg_spi_value(0, 1, &isnull));
-	email_secret = DatumGetByteaPP(vg_spi_value(0, 2, &isnull));
 
 	memcpy(info, &be_id, sizeof(info));
 
-	entry->secret_version = version;
 	entry->ip.keyed = false;
 	entry->email.keyed = false;
 
@@ -377,14 +336,14 @@ derive_contest_keys(VgContestKeys *entry, int64 contest_id, int32 version)
 
 		memcpy(buf, ip_label, sizeof(ip_label) - 1);
 		memcpy(buf + sizeof(ip_label) - 1, info, sizeof(info));
-		vg_hmac((const uint8 *) VARDATA_ANY(ip_secret), VARSIZE_ANY_EXHDR(ip_secret),
-				buf, sizeof(ip_label) - 1 + sizeof(info), derived);
+		vg_hmac(ip_secret, ip_len, buf, sizeof(ip_label) - 1 + sizeof(info),
+				derived);
 		hmac_ctx_init(&entry->ip, derived, VG_HMAC_LEN);
 
 		memcpy(buf, email_label, sizeof(email_label) - 1);
 		memcpy(buf + sizeof(email_label) - 1, info, sizeof(info));
-		vg_hmac((const uint8 *) VARDATA_ANY(email_secret), VARSIZE_ANY_EXHDR(email_secret),
-				buf, sizeof(email_label) - 1 + sizeof(info), derived);
+		vg_hmac(email_secret, email_len, buf,
+				sizeof(email_label) - 1 + sizeof(info), derived);
 		hmac_ctx_init(&entry->email, derived, VG_HMAC_LEN);
 	}
 	PG_CATCH();
@@ -398,31 +357,39 @@ derive_contest_keys(VgContestKeys *entry, int64 contest_id, int32 version)
 	explicit_bzero(derived, sizeof(derived));
 }
 
+/* The derived keys of a contest from the backend's cache, or NULL. */
+VgContestKeys *
+vg_contest_keys_cached(int64 contest_id, int32 secret_version)
+{
+	VgContestKeys *entry;
+
+	if (contest_keys == NULL)
+		return NULL;
+	entry = hash_search(contest_keys, &contest_id, HASH_FIND, NULL);
+	if (entry != NULL && entry->secret_version == secret_version &&
+		entry->ip.keyed && entry->email.keyed)
+		return entry;
+	return NULL;
+}
+
 /*
- * The derived keys of a contest, from the backend's cache or, the first time,
- * from vote_guard.secrets.
+ * Derive the keys of a contest from the secrets of its version and keep them
+ * in the backend's cache.
  */
 VgContestKeys *
-vg_contest_keys(int64 contest_id, int32 secret_version)
+vg_contest_keys_derive(int64 contest_id, int32 secret_version,
+					   const uint8 *ip_secret, size_t ip_len,
+					   const uint8 *email_secret, size_t email_len)
 {
+	VgContestKeys fresh;
 	VgContestKeys *entry;
 	bool		found;
 
-	if (!inval_registered)
-	{
-		CacheRegisterRelcacheCallback(secrets_inval_callback, (Datum) 0);
-		inval_registered = true;
-	}
 	if (contest_keys == NULL)
 		contest_keys = vg_backend_cache_create("vote_guard contest keys",
-											   sizeof(VgContestKeys),
-											   "secrets", &secrets_relid);
-
+											   sizeof(int64),
+											   sizeof(VgContestKeys), 64);
 	entry = hash_search(contest_keys, &contest_id, HASH_FIND, &found);
-	if (found && entry->secret_version == secret_version &&
-		entry->ip.keyed && entry->email.keyed)
-		return entry;
-
 	if (found)
 	{
 		hmac_ctx_free(&entry->ip);
@@ -431,19 +398,12 @@ vg_contest_keys(int64 contest_id, int32 secret_version)
 	}
 
 	/* derive into a local copy first, so an error leaves no half entry */
-	{
-		VgContestKeys fresh;
-
-		fresh.contest_id = contest_id;
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		derive_contest_keys(&fresh, contest_id, secret_version);
-		SPI_finish();
-		entry = hash_search(contest_keys, &contest_id, HASH_ENTER, &found);
-		entry->secret_version = fresh.secret_version;
-		entry->ip = fresh.ip;
-		entry->email = fresh.email;
-	}
+	derive_contest_keys(&fresh, contest_id, ip_secret, ip_len,
+						email_secret, email_len);
+	entry = hash_search(contest_keys, &contest_id, HASH_ENTER, &found);
+	entry->secret_version = secret_version;
+	entry->ip = fresh.ip;
+	entry->email = fresh.email;
 	return entry;
 }
 
@@ -458,23 +418,4 @@ vg_email_key(VgContestKeys *keys, const char *normalized, uint8 *out)
 {
 	hmac_ctx_mac(&keys->email, (const uint8 *) normalized, strlen(normalized),
 				 out);
-}
-
-PG_FUNCTION_INFO_V1(vg_secrets_trigger);
-
-/*
- * Statement trigger on vote_guard.secrets: any insert or delete makes every
- * backend drop its derived keys at commit.
- */
-Datum
-vg_secrets_trigger(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("vote_guard.secrets_trigger() must be called as a trigger")));
-	CacheInvalidateRelcache(trigdata->tg_relation);
-	return PointerGetDatum(NULL);
 }

@@ -13,7 +13,7 @@
 #include "utils/builtins.h"
 
 
-#include "vote_guard.h"
+#include "vg_keys.h"
 
 /* family tags of the canonical address bytes */
 #define VG_TAG_IPV4		'4'

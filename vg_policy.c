@@ -12,8 +12,9 @@
  * votes, per-entry limits, cooldowns: rules over several rows and vectors)
  * the voter's vectors are locked first, with transaction-scoped advisory
  * locks of vote_guard's own class taken in a fixed order, then the voter's
- * earlier votes are read and the slots chosen.  The policy trigger does the
- * same for the owner's direct INSERT and UPDATE.
+ * earlier votes are read (vg_voter_votes) and the slots chosen.  The
+ * policy trigger does the same for the owner's direct INSERT and UPDATE
+ * (vg_policy_write).
  *
  *-------------------------------------------------------------------------
  */
@@ -21,208 +22,30 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/pg_type.h"
-#include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
-#include "fmgr.h"
 #include "lib/qunique.h"
-#include "miscadmin.h"
-#include "storage/lock.h"
-#include "catalog/namespace.h"
+#include "storage/lockdefs.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
-#include "utils/hsearch.h"
-#include "utils/inval.h"
-#include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "vote_guard.h"
+#include "vg_policy.h"
+#include "vg_storage.h"
+#include "vg_utils.h"
 
-
-static SPIPlanPtr plan_contest = NULL;
-static SPIPlanPtr plan_contest_share = NULL;
-static SPIPlanPtr plan_state = NULL;
 
 /*
- * Contests as last read, per backend (READ COMMITTED only).  Any change to a
- * contest row sends a relcache invalidation for vote_guard.contests (the
- * contests trigger), which empties the cache of every backend at commit.
- * The change also holds the contest's lock in exclusive mode until after
- * that, and a vote reads the cache only once it holds the lock in share mode
- * and has taken in the invalidations: it never sees a stale contest.
+ * Take a contest's lock for the rest of the transaction: shared by the votes
+ * of the contest, exclusive for a change of the contest row or its entries.
  */
-typedef struct ContestCacheEntry
+void
+vg_lock_contest(int64 contest_id, bool exclusive)
 {
-	int64		contest_id;		/* hash key */
-	VgContest	contest;
-} ContestCacheEntry;
-
-#define CONTEST_CACHE_MAX	10000
-
-static HTAB *contest_cache = NULL;
-static Oid	contests_relid = InvalidOid;
-static bool contest_callback_registered = false;
-
-#define CONTEST_QUERY \
-	"SELECT c.opens_at, c.closes_at, c.closed_at IS NOT NULL," \
-	"       'ip' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
-	"       'user' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
-	"       'email' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
-	"       c.ipv4_prefix, c.ipv6_prefix, c.require_user," \
-	"       c.votes_per_voter, c.per_entry_limit, c.vote_window, c.cooldown," \
-	"       c.allow_change, c.secret_version" \
-	"  FROM vote_guard.contests c" \
-	" WHERE c.id OPERATOR(pg_catalog.=) $1"
-
-/*
- * The voter's votes that matter now: those of its vectors in the window,
- * those within reach of a cooldown, and the one with the request id.
- * Each OR arm is served by one of the partial unique indexes.
- */
-#define STATE_QUERY \
-	"SELECT v.vote_id, v.entry_id, v.window_no, v.created_at," \
-	"       COALESCE(v.request_id OPERATOR(pg_catalog.=) $5, false)," \
-	"       COALESCE(v.ip_key OPERATOR(pg_catalog.=) $2, false)," \
-	"       COALESCE(v.user_id OPERATOR(pg_catalog.=) $3, false)," \
-	"       COALESCE(v.email_key OPERATOR(pg_catalog.=) $4, false)," \
-	"       v.ip_slot, v.user_slot, v.email_slot" \
-	"  FROM vote_guard.votes v" \
-	" WHERE v.contest_id OPERATOR(pg_catalog.=) $1" \
-	"   AND ((v.ip_key OPERATOR(pg_catalog.=) $2" \
-	"         AND (v.window_no OPERATOR(pg_catalog.=) $6" \
-	"              OR v.created_at OPERATOR(pg_catalog.>) $7))" \
-	"        OR (v.user_id OPERATOR(pg_catalog.=) $3" \
-	"            AND (v.window_no OPERATOR(pg_catalog.=) $6" \
-	"                 OR v.created_at OPERATOR(pg_catalog.>) $7))" \
-	"        OR (v.email_key OPERATOR(pg_catalog.=) $4" \
-	"            AND (v.window_no OPERATOR(pg_catalog.=) $6" \
-	"                 OR v.created_at OPERATOR(pg_catalog.>) $7))" \
-	"        OR v.request_id OPERATOR(pg_catalog.=) $5)" \
-	"   AND ($8::pg_catalog.int8 IS NULL OR v.vote_id OPERATOR(pg_catalog.<>) $8)"
-
-static void
-prepare_policy_plans(void)
-{
-	Oid			contest_args[1] = {INT8OID};
-	Oid			state_args[8] = {INT8OID, BYTEAOID, TEXTOID, BYTEAOID, TEXTOID,
-	INT4OID, TIMESTAMPTZOID, INT8OID};
-
-	if (plan_state != NULL)
-		return;
-	plan_contest = vg_prepare_kept(CONTEST_QUERY, 1, contest_args);
-	plan_contest_share = vg_prepare_kept(CONTEST_QUERY " FOR SHARE OF c",
-										 1, contest_args);
-	plan_state = vg_prepare_kept(STATE_QUERY, 8, state_args);
-}
-
-/* An interval as microseconds: a day is 24 hours, a month 30 days. */
-static int64
-interval_usecs(Datum d, bool isnull)
-{
-	Interval   *iv;
-
-	if (isnull)
-		return 0;
-	iv = DatumGetIntervalP(d);
-	return iv->time + iv->day * USECS_PER_DAY +
-		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
-}
-
-static void
-contest_cache_callback(Datum arg, Oid relid)
-{
-	if (contest_cache != NULL &&
-		(relid == InvalidOid || relid == contests_relid))
-	{
-		hash_destroy(contest_cache);
-		contest_cache = NULL;
-	}
-}
-
-/* The cached copy of a contest, or NULL. */
-static ContestCacheEntry *
-contest_cache_lookup(int64 contest_id, bool enter)
-{
-	bool		found;
-
-	if (!contest_callback_registered)
-	{
-		CacheRegisterRelcacheCallback(contest_cache_callback, (Datum) 0);
-		contest_callback_registered = true;
-	}
-	/* changes committed before this call's contest lock was granted */
-	AcceptInvalidationMessages();
-
-	if (contest_cache == NULL ||
-		(enter && hash_get_num_entries(contest_cache) >= CONTEST_CACHE_MAX))
-	{
-		if (!enter)
-			return NULL;
-		if (contest_cache != NULL)
-			hash_destroy(contest_cache);
-		contest_cache = vg_backend_cache_create("vote_guard contests",
-												sizeof(ContestCacheEntry),
-												"contests", &contests_relid);
-	}
-	return hash_search(contest_cache, &contest_id,
-					   enter ? HASH_ENTER : HASH_FIND, &found);
-}
-
-/*
- * Read a contest's settings (SPI connected).  Under READ COMMITTED they come
- * from the backend's cache when it has them.  Under REPEATABLE READ and
- * SERIALIZABLE the contest row is read and locked FOR SHARE, so a change
- * committed after the snapshot (a close) is a serialization failure instead
- * of going unseen.  False: no such contest.
- */
-bool
-vg_load_contest(int64 contest_id, VgContest *c)
-{
-	Datum		args[1] = {Int64GetDatum(contest_id)};
-	bool		isnull;
-	Datum		d;
-	bool		snapshot_mode = IsolationUsesXactSnapshot();
-	ContestCacheEntry *cached;
-
-	if (!snapshot_mode && (cached = contest_cache_lookup(contest_id, false)) != NULL)
-	{
-		*c = cached->contest;
-		return true;
-	}
-
-	prepare_policy_plans();
-	vg_execute(snapshot_mode ? plan_contest_share : plan_contest,
-			   args, NULL, SPI_OK_SELECT, 1);
-	if (SPI_processed == 0)
-		return false;
-
-	c->opens_at = DatumGetTimestampTz(vg_spi_value(0, 1, &isnull));
-	c->closes_at = DatumGetTimestampTz(vg_spi_value(0, 2, &isnull));
-	c->has_closes_at = !isnull;
-	c->closed = DatumGetBool(vg_spi_value(0, 3, &isnull));
-	c->dedupe[VG_VEC_IP] = DatumGetBool(vg_spi_value(0, 4, &isnull));
-	c->dedupe[VG_VEC_USER] = DatumGetBool(vg_spi_value(0, 5, &isnull));
-	c->dedupe[VG_VEC_EMAIL] = DatumGetBool(vg_spi_value(0, 6, &isnull));
-	c->ipv4_prefix = DatumGetInt32(vg_spi_value(0, 7, &isnull));
-	c->ipv6_prefix = DatumGetInt32(vg_spi_value(0, 8, &isnull));
-	c->require_user = DatumGetBool(vg_spi_value(0, 9, &isnull));
-	c->votes_per_voter = DatumGetInt32(vg_spi_value(0, 10, &isnull));
-	c->per_entry_limit = DatumGetInt32(vg_spi_value(0, 11, &isnull));
-	d = vg_spi_value(0, 12, &isnull);
-	c->window_usecs = interval_usecs(d, isnull);
-	d = vg_spi_value(0, 13, &isnull);
-	c->cooldown_usecs = interval_usecs(d, isnull);
-	c->allow_change = DatumGetBool(vg_spi_value(0, 14, &isnull));
-	c->secret_version = DatumGetInt32(vg_spi_value(0, 15, &isnull));
-
-	if (!snapshot_mode)
-		contest_cache_lookup(contest_id, true)->contest = *c;
-	return true;
+	vg_advisory_xact_lock((uint64) contest_id, VG_LOCK_CLASS_CONTEST,
+						  exclusive ? ExclusiveLock : ShareLock);
 }
 
 /*
@@ -294,14 +117,7 @@ vg_lock_voter(int64 contest_id, const VgVoter *v)
 	ntags = qunique(tags, ntags, sizeof(uint64), cmp_uint64);
 
 	for (i = 0; i < ntags; i++)
-	{
-		LOCKTAG		tag;
-
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId,
-							 (uint32) (tags[i] >> 32), (uint32) tags[i],
-							 VG_LOCK_CLASS_VOTER);
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	}
+		vg_advisory_xact_lock(tags[i], VG_LOCK_CLASS_VOTER, ExclusiveLock);
 }
 
 static VgCode
@@ -319,57 +135,31 @@ duplicate_code(VgVector vec)
 }
 
 /*
- * An order-independent digest of the voter's votes that the last state query
- * returned: which votes, for which entry, in which slots.
+ * An order-independent digest of a voter's votes: which votes, for which
+ * entry, in which window and slots, sharing which vectors.
  */
 static uint64
-state_digest(void)
+votes_digest(const VgPastVote *votes, int n)
 {
-	uint64		digest = SPI_processed;
-	uint64		r;
+	uint64		digest = n;
+	int			r;
 
-	for (r = 0; r < SPI_processed; r++)
+	for (r = 0; r < n; r++)
 	{
-		bool		isnull;
-		uint64		h = (uint64) DatumGetInt64(vg_spi_value(r, 1, &isnull));
-		int			col;
+		const VgPastVote *p = &votes[r];
+		uint64		h = (uint64) p->vote_id;
+		int			i;
 
-		/* entry, window, slots */
-		for (col = 2; col <= 11; col++)
+		h = hash_combine64(h, (uint64) p->entry_id);
+		h = hash_combine64(h, (uint64) p->window_no);
+		for (i = 0; i < VG_NUM_VECTORS; i++)
 		{
-			Datum		d = vg_spi_value(r, col, &isnull);
-
-			if (col == 4 || col == 5 || isnull)
-				continue;		/* created_at never changes; flags are derived */
-			h = hash_combine64(h, (uint64) DatumGetInt64(d));
+			h = hash_combine64(h, (uint64) p->match[i]);
+			h = hash_combine64(h, (uint64) p->slot[i]);
 		}
 		digest += hash_bytes_uint32_extended((uint32) h, h >> 32);
 	}
 	return digest;
-}
-
-/*
- * Under REPEATABLE READ and SERIALIZABLE the voter's votes are read with the
- * transaction's snapshot, which may predate a vote, a move or a retraction
- * that committed while this call waited for the voter's locks.  Deciding on
- * that stale view could break a limit no index guards (per-entry limits,
- * cooldowns), so the votes are read once more with the newest snapshot, and
- * any difference is a serialization failure: the client retries.
- */
-static void
-check_state_current(Datum *args, const char *nulls, uint64 digest)
-{
-	int			ret;
-
-	ret = SPI_execute_snapshot(plan_state, args, nulls, GetLatestSnapshot(),
-							   InvalidSnapshot, true, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_snapshot failed: %s", SPI_result_code_string(ret));
-	if (state_digest() != digest)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not serialize access due to a concurrent vote of the same voter"),
-				 errhint("Retry the transaction.")));
 }
 
 /*
@@ -384,14 +174,19 @@ check_state_current(Datum *args, const char *nulls, uint64 digest)
  * and a vote of any vector within the cooldown gives cooldown (retry_at: when
  * it ends).  exclude_vote_id (0: none) is a vote to leave out, the one an
  * UPDATE changes.
+ *
+ * Under REPEATABLE READ and SERIALIZABLE the voter's votes are read with the
+ * transaction's snapshot, which may predate a vote, a move or a retraction
+ * that committed while this call waited for the voter's locks.  Deciding on
+ * that stale view could break a limit no index guards (per-entry limits,
+ * cooldowns), so the votes are read once more with the newest snapshot, and
+ * any difference is a serialization failure: the client retries.
  */
 void
 vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 		  Datum request_id, TimestampTz t, int64 exclude_vote_id,
 		  VgDecision *d)
 {
-	Datum		args[8];
-	char		nulls[8];
 	int32		w = vg_window_no(c, t);
 	int			n = c->votes_per_voter;
 	int			count[VG_NUM_VECTORS] = {0};
@@ -399,85 +194,76 @@ vg_decide(int64 contest_id, int64 entry_id, const VgContest *c, VgVoter *v,
 	bool	   *used;
 	bool		in_cooldown = false;
 	TimestampTz latest = DT_NOBEGIN;
+	/* votes after this time are within reach of the cooldown */
+	TimestampTz since = c->cooldown_usecs > 0 ? t - c->cooldown_usecs : DT_NOEND;
 	int			limit_vec = -1;
-	uint64		r;
+	VgPastVote *votes;
+	int			nvotes;
+	int			r;
 	int			i;
 
 	memset(d, 0, sizeof(*d));
 	d->code = VG_OK;
 
-	args[0] = Int64GetDatum(contest_id);
-	nulls[0] = ' ';
-	for (i = 0; i < VG_NUM_VECTORS; i++)
-	{
-		args[1 + i] = v->key[i];
-		nulls[1 + i] = v->has[i] ? ' ' : 'n';
-	}
-	args[4] = request_id;
-	nulls[4] = request_id != (Datum) 0 ? ' ' : 'n';
-	args[5] = Int32GetDatum(w);
-	nulls[5] = ' ';
-	/* votes after this time are within reach of the cooldown */
-	args[6] = TimestampTzGetDatum(c->cooldown_usecs > 0 ?
-								  t - c->cooldown_usecs : DT_NOEND);
-	nulls[6] = ' ';
-	args[7] = Int64GetDatum(exclude_vote_id);
-	nulls[7] = exclude_vote_id != 0 ? ' ' : 'n';
-
-	prepare_policy_plans();
+	nvotes = vg_voter_votes(contest_id, v, request_id, w, since,
+							exclude_vote_id, false, &votes);
 	if (IsolationUsesXactSnapshot())
 	{
-		uint64		digest;
+		VgPastVote *now;
+		int			nnow = vg_voter_votes(contest_id, v, request_id, w, since,
+										  exclude_vote_id, true, &now);
 
-		vg_execute(plan_state, args, nulls, SPI_OK_SELECT, 0);
-		digest = state_digest();
-		check_state_current(args, nulls, digest);
+		if (votes_digest(now, nnow) != votes_digest(votes, nvotes))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to a concurrent vote of the same voter"),
+					 errhint("Retry the transaction.")));
+		pfree(now);
 	}
-	vg_execute(plan_state, args, nulls, SPI_OK_SELECT, 0);
 
 	/* used[i * (n + 1) + s]: slot s of vector i is taken in this window */
 	used = palloc0(sizeof(bool) * VG_NUM_VECTORS * (n + 1));
 
-	for (r = 0; r < SPI_processed; r++)
+	for (r = 0; r < nvotes; r++)
 	{
-		bool		isnull;
-		int64		vote_entry = DatumGetInt64(vg_spi_value(r, 2, &isnull));
-		int32		vote_window = DatumGetInt32(vg_spi_value(r, 3, &isnull));
-		TimestampTz created = DatumGetTimestampTz(vg_spi_value(r, 4, &isnull));
+		const VgPastVote *p = &votes[r];
 		bool		any = false;
 
-		if (DatumGetBool(vg_spi_value(r, 5, &isnull)))
+		if (p->is_request)
 		{
 			d->replay = true;
-			d->replay_vote_id = DatumGetInt64(vg_spi_value(r, 1, &isnull));
-			d->replay_entry_id = vote_entry;
+			d->replay_vote_id = p->vote_id;
+			d->replay_entry_id = p->entry_id;
 			pfree(used);
+			pfree(votes);
 			return;
 		}
 		for (i = 0; i < VG_NUM_VECTORS; i++)
 		{
 			int			slot;
 
-			if (!DatumGetBool(vg_spi_value(r, 6 + i, &isnull)))
+			if (!p->match[i])
 				continue;
 			any = true;
-			if (vote_window != w)
+			if (p->window_no != w)
 				continue;
 			count[i]++;
-			if (vote_entry == entry_id)
+			if (p->entry_id == entry_id)
 				entry_count[i]++;
-			slot = DatumGetInt16(vg_spi_value(r, 9 + i, &isnull));
+			slot = p->slot[i];
 			if (slot >= 1 && slot <= n)
 				used[i * (n + 1) + slot] = true;
 		}
 		if (any && c->cooldown_usecs > 0 &&
-			created > t - c->cooldown_usecs && created < t + c->cooldown_usecs)
+			p->created_at > t - c->cooldown_usecs &&
+			p->created_at < t + c->cooldown_usecs)
 		{
 			in_cooldown = true;
-			if (created > latest)
-				latest = created;
+			if (p->created_at > latest)
+				latest = p->created_at;
 		}
 	}
+	pfree(votes);
 
 	for (i = 0; i < VG_NUM_VECTORS && limit_vec < 0; i++)
 	{
@@ -603,21 +389,17 @@ check_text_column(Relation rel, HeapTuple tup, const char *column, int max_chars
 				 errtableconstraint(rel, psprintf("votes_%s_check", column))));
 }
 
-PG_FUNCTION_INFO_V1(vg_votes_policy_trigger);
-
 /*
- * BEFORE INSERT OR UPDATE (row) on votes: the owner's direct writes obey the
- * contest's policy.  The window and slots of the row are derived here (the
+ * The owner's direct write of a vote (INSERT: oldtup NULL; UPDATE) obeys the
+ * contest's policy: the window and slots of the row are derived here (the
  * values written are ignored); a write the policy forbids fails with
- * check_violation.  cast_vote's and change_vote's own writes, decided under
- * the same locks, pass straight through.
+ * check_violation.  Returns the row to write.  (The policy trigger; SPI need
+ * not be connected.)
  */
-Datum
-vg_votes_policy_trigger(PG_FUNCTION_ARGS)
+HeapTuple
+vg_policy_write(Relation rel, HeapTuple oldtup, HeapTuple newtup)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TupleDesc	desc;
-	HeapTuple	newtup;
+	TupleDesc	desc = RelationGetDescr(rel);
 	VgContest	c;
 	VgVoter		v;
 	VgDecision	d;
@@ -631,29 +413,16 @@ vg_votes_policy_trigger(PG_FUNCTION_ARGS)
 	bool		nulls[1 + VG_NUM_VECTORS] = {false};
 	int			i;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("vote_guard.votes_policy_trigger() must be called as a trigger")));
-
-	desc = RelationGetDescr(trigdata->tg_relation);
-	newtup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
-		trigdata->tg_newtuple : trigdata->tg_trigtuple;
-	if (vg_trusted_write & VG_WRITE_DECIDED)
-		return PointerGetDatum(newtup);
-
-	check_text_column(trigdata->tg_relation, newtup, "user_id", VG_MAX_USER_ID_CHARS);
-	check_text_column(trigdata->tg_relation, newtup, "request_id", VG_MAX_REQUEST_ID_CHARS);
+	check_text_column(rel, newtup, "user_id", VG_MAX_USER_ID_CHARS);
+	check_text_column(rel, newtup, "request_id", VG_MAX_REQUEST_ID_CHARS);
 
 	contest_id = DatumGetInt64(heap_getattr(newtup, votes_attnum(desc, "contest_id"),
 											desc, &isnull));
 	entry_id = DatumGetInt64(heap_getattr(newtup, votes_attnum(desc, "entry_id"),
 										  desc, &isnull));
 
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	if (oldtup != NULL)
 	{
-		HeapTuple	oldtup = trigdata->tg_trigtuple;
-
 		if (DatumGetInt64(heap_getattr(oldtup, votes_attnum(desc, "contest_id"),
 									   desc, &isnull)) != contest_id)
 			ereport(ERROR,
@@ -661,12 +430,12 @@ vg_votes_policy_trigger(PG_FUNCTION_ARGS)
 					 errmsg("a vote cannot move to another contest"),
 					 errhint("Delete the vote and insert a new one.")));
 		if (!policy_columns_changed(oldtup, newtup, desc))
-			return PointerGetDatum(newtup);
+			return newtup;
 		exclude = DatumGetInt64(heap_getattr(oldtup, votes_attnum(desc, "vote_id"),
 											 desc, &isnull));
 	}
 
-	SPI_connect();
+	vg_spi_connect();
 	/* hold off a removal of the entry, as cast_vote does */
 	if (!IsolationUsesXactSnapshot())
 		vg_lock_contest(contest_id, false);
@@ -710,7 +479,6 @@ vg_votes_policy_trigger(PG_FUNCTION_ARGS)
 		cols[1 + i] = votes_attnum(desc, slot_columns[i]);
 		vals[1 + i] = Int16GetDatum(v.slot[i]);
 	}
-	newtup = heap_modify_tuple_by_cols(newtup, desc, 1 + VG_NUM_VECTORS,
-									   cols, vals, nulls);
-	return PointerGetDatum(newtup);
+	return heap_modify_tuple_by_cols(newtup, desc, 1 + VG_NUM_VECTORS,
+									 cols, vals, nulls);
 }

@@ -12,10 +12,10 @@
  *	   SERIALIZABLE: read with FOR SHARE of its row, as the transaction's
  *	   snapshot may predate a close);
  *	3. time window, login and identity rules give their codes; the entry
- *	   is looked up in the primary key of entries (vg_lookup.c);
+ *	   is looked up in the primary key of entries (vg_storage.c);
  *	4. the voter's keys are computed (HMAC, derived per contest);
  *	5. with one vote per voter and no cooldown, one INSERT ... ON CONFLICT DO
- *	   NOTHING writes the vote (done by vg_vote_insert with the executor's
+ *	   NOTHING writes the vote (vg_vote_insert, with the executor's
  *	   functions, without a plan) and the partial unique indexes decide: two
  *	   concurrent calls for one voter can never both succeed, and a call
  *	   waits for a conflicting call in flight and succeeds if that one
@@ -26,8 +26,11 @@
  *	6. on a conflict, the voter's votes say which vector collided, or that
  *	   this request_id was accepted before (a replay).
  *
- * Expected outcomes come back as rows; there is no subtransaction and no
- * error is caught.  Faults raise an ERROR.
+ * This file is the top layer: it decides the order of the work and the
+ * answer, calling down into the policy (vg_policy.c), the storage
+ * (vg_storage.c) and the keys (vg_crypto.c, vg_normalize.c); it names no
+ * table.  Expected outcomes come back as rows; there is no subtransaction
+ * and no error is caught.  Faults raise an ERROR.
  *
  *-------------------------------------------------------------------------
  */
@@ -35,20 +38,17 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "vote_guard.h"
+#include "vg_keys.h"
+#include "vg_policy.h"
+#include "vg_storage.h"
+#include "vg_utils.h"
 
 PG_MODULE_MAGIC;
 
@@ -89,181 +89,6 @@ typedef struct VgResult
 
 /* How many times a write whose conflicting row has gone is retried. */
 #define VG_MAX_RETRIES 3
-
-/*
- * Prepared plans, kept for the life of the backend.  PostgreSQL replans them
- * when the tables change, and re-parses them if the extension is re-created.
- */
-static SPIPlanPtr plan_insert = NULL;
-static SPIPlanPtr plan_user_votes = NULL;
-static SPIPlanPtr plan_lock_vote = NULL;
-static SPIPlanPtr plan_move = NULL;
-static SPIPlanPtr plan_delete = NULL;
-static SPIPlanPtr plan_prefixes = NULL;
-
-/*
- * Prepare a statement and keep its plan for the backend's life.
- *
- * Every statement of vote_guard finds rows by one contest's keys, served by
- * an index whatever the values are.  The plans are generic
- * (CURSOR_OPT_GENERIC_PLAN): a custom plan for each call's values would cost
- * a planner run per call and gain nothing, and with the default choice a
- * skewed distribution in the statistics (one contest with most of the votes)
- * made PostgreSQL plan again on every call.  (A session that sets
- * plan_cache_mode = force_custom_plan still gets custom plans.)
- */
-SPIPlanPtr
-vg_prepare_kept(const char *query, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare_cursor(query, nargs, argtypes,
-										  CURSOR_OPT_GENERIC_PLAN);
-
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s",
-			 query, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
-}
-
-/* Run a kept plan; any result but the expected one is an internal error. */
-void
-vg_execute(SPIPlanPtr plan, Datum *args, const char *nulls, int expected,
-		   long count)
-{
-	int			ret = SPI_execute_plan(plan, args, nulls, false, count);
-
-	if (ret != expected)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-}
-
-int			vg_trusted_write = 0;
-
-/*
- * Run one of cast_vote's or change_vote's own writes, telling the triggers
- * what the statement has already taken care of.  With snapshot valid, the
- * write runs with a copy of it instead of a new snapshot.
- */
-void
-vg_execute_trusted(SPIPlanPtr plan, Datum *args, const char *nulls,
-				   int expected, int trusted, Snapshot snapshot)
-{
-	vg_trusted_write = trusted;
-	PG_TRY();
-	{
-		if (snapshot == InvalidSnapshot)
-			vg_execute(plan, args, nulls, expected, 0);
-		else
-		{
-			int			ret = SPI_execute_snapshot(plan, args, nulls, snapshot,
-												   InvalidSnapshot, false, true, 0);
-
-			if (ret != expected)
-				elog(ERROR, "SPI_execute_snapshot failed: %s",
-					 SPI_result_code_string(ret));
-		}
-	}
-	PG_FINALLY();
-	{
-		vg_trusted_write = 0;
-	}
-	PG_END_TRY();
-}
-
-/*
- * A per-backend hash table keyed by a bigint id, for the caches of derived
- * keys and of contests; *relid is set to the vote_guard table whose
- * relcache invalidations empty it.
- */
-HTAB *
-vg_backend_cache_create(const char *name, Size entrysize, const char *relname,
-						Oid *relid)
-{
-	HASHCTL		ctl;
-
-	ctl.keysize = sizeof(int64);
-	ctl.entrysize = entrysize;
-	ctl.hcxt = TopMemoryContext;
-	*relid = get_relname_relid(relname, get_namespace_oid("vote_guard", false));
-	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-}
-
-Datum
-vg_spi_value(uint64 row, int col, bool *isnull)
-{
-	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
-						 col, isnull);
-}
-
-static void
-prepare_plans(void)
-{
-	Oid			insert_args[10] = {INT8OID, INT8OID, BYTEAOID, TEXTOID, BYTEAOID,
-	TEXTOID, INT4OID, INT2OID, INT2OID, INT2OID};
-	Oid			pair_args[2] = {INT8OID, INT8OID};
-	Oid			user_args[4] = {INT8OID, TEXTOID, INT4OID, INT8OID};
-	Oid			lock_args[5] = {INT8OID, INT8OID, TEXTOID, INT4OID, INT8OID};
-	Oid			move_args[3] = {INT8OID, INT8OID, INT8OID};
-	Oid			prefix_args[1] = {INT8OID};
-
-	if (plan_prefixes != NULL)
-		return;
-
-	/*
-	 * The vote.  No row: a unique index said no.  Its counter moves next
-	 * (vg_counter_add).
-	 */
-	plan_insert = vg_prepare_kept(
-		"INSERT INTO vote_guard.votes"
-		"       (contest_id, entry_id, ip_key, user_id, email_key, request_id,"
-		"        window_no, ip_slot, user_slot, email_slot)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-		" ON CONFLICT DO NOTHING"
-		" RETURNING vote_id",
-		10, insert_args);
-	/* a user's votes in a window, newest first; $4: only for this entry */
-	plan_user_votes = vg_prepare_kept(
-		"SELECT v.vote_id, v.entry_id, v.ip_key, v.email_key"
-		"  FROM vote_guard.votes v"
-		" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
-		"   AND v.user_id OPERATOR(pg_catalog.=) $2"
-		"   AND v.window_no OPERATOR(pg_catalog.=) $3"
-		"   AND ($4::pg_catalog.int8 IS NULL OR v.entry_id OPERATOR(pg_catalog.=) $4)"
-		" ORDER BY v.created_at DESC, v.vote_id DESC",
-		4, user_args);
-	/*
-	 * Lock the vote found by plan_user_votes, if it still is what was looked
-	 * for: under READ COMMITTED the conditions are checked again on the
-	 * newest version of the row, so a vote moved or taken back meanwhile by
-	 * a concurrent call is not returned.
-	 */
-	plan_lock_vote = vg_prepare_kept(
-		"SELECT v.entry_id, v.ip_key, v.email_key"
-		"  FROM vote_guard.votes v"
-		" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
-		"   AND v.vote_id OPERATOR(pg_catalog.=) $2"
-		"   AND v.user_id OPERATOR(pg_catalog.=) $3"
-		"   AND v.window_no OPERATOR(pg_catalog.=) $4"
-		"   AND ($5::pg_catalog.int8 IS NULL OR v.entry_id OPERATOR(pg_catalog.=) $5)"
-		"   FOR UPDATE",
-		5, lock_args);
-	plan_move = vg_prepare_kept(
-		"UPDATE vote_guard.votes v SET entry_id = $3"
-		" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
-		"   AND v.vote_id OPERATOR(pg_catalog.=) $2",
-		3, move_args);
-	plan_delete = vg_prepare_kept(
-		"DELETE FROM vote_guard.votes v"
-		" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
-		"   AND v.vote_id OPERATOR(pg_catalog.=) $2"
-		" RETURNING v.entry_id",
-		2, pair_args);
-	plan_prefixes = vg_prepare_kept(
-		"SELECT c.ipv4_prefix, c.ipv6_prefix, c.secret_version"
-		"  FROM vote_guard.contests c"
-		" WHERE c.id OPERATOR(pg_catalog.=) $1",
-		1, prefix_args);
-}
 
 /* A successful answer: the vote and its entry's count. */
 static void
@@ -326,19 +151,6 @@ reject(int64 contest_id, const VgContest *c, text *request_id, VgCode code,
 	}
 }
 
-/* Is a text within 1..max characters? */
-bool
-vg_text_length_ok(text *t, int max_chars)
-{
-	int			nbytes = VARSIZE_ANY_EXHDR(t);
-
-	if (nbytes == 0)
-		return false;
-	if (nbytes <= max_chars)
-		return true;
-	return pg_mbstrlen_with_len(VARDATA_ANY(t), nbytes) <= max_chars;
-}
-
 /*
  * Connect SPI, take the contest's lock and read it.  Returns false, with the
  * answer set, when the contest is missing, not open yet or closed.
@@ -348,9 +160,7 @@ open_contest(int64 contest_id, text *request_id, VgContest *c, VgResult *res)
 {
 	TimestampTz now = GetCurrentStatementStartTimestamp();
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	prepare_plans();
+	vg_spi_connect();
 
 	/* wait for a change of the contest in flight, hold off the next one */
 	if (!IsolationUsesXactSnapshot())
@@ -375,47 +185,6 @@ open_contest(int64 contest_id, text *request_id, VgContest *c, VgResult *res)
 }
 
 /*
- * Write the vote; args and nulls as plan_insert takes them.  Returns whether
- * it went in (false: a unique index said no), with *vote_id its id.
- * vg_vote_insert writes it without a plan unless the votes table has been
- * changed; then the statement runs.
- */
-static bool
-insert_vote(Datum *args, const char *nulls, int64 *vote_id)
-{
-	/* plan_insert's parameters: the columns of votes but vote_id, created_at */
-	static const int columns[10] = {1, 3, 4, 5, 6, 7, 9, 10, 11, 12};
-	Datum		values[VG_VOTES_NATTS];
-	bool		isnull[VG_VOTES_NATTS];
-	bool		inserted;
-	int			i;
-
-	for (i = 0; i < 10; i++)
-	{
-		values[columns[i] - 1] = args[i];
-		isnull[columns[i] - 1] = nulls[i] == 'n';
-	}
-	if (vg_vote_insert(values, isnull, &inserted, vote_id))
-		return inserted;
-
-	/*
-	 * Under READ COMMITTED the statement runs with the calling statement's
-	 * snapshot rather than a new one: nothing it does depends on a snapshot
-	 * (the unique indexes work on the newest row versions), and a new
-	 * snapshot per vote costs a GetSnapshotData, which contends on
-	 * ProcArrayLock with many backends.
-	 */
-	vg_execute_trusted(plan_insert, args, nulls, SPI_OK_INSERT_RETURNING,
-					   VG_WRITE_DECIDED | VG_WRITE_COUNTED,
-					   !IsolationUsesXactSnapshot() && ActiveSnapshotSet() ?
-					   GetActiveSnapshot() : InvalidSnapshot);
-	if (SPI_processed == 0)
-		return false;
-	*vote_id = DatumGetInt64(vg_spi_value(0, 1, &inserted));
-	return true;
-}
-
-/*
  * The vote itself, SPI connected and the contest open.  Arguments are
  * already checked except what needs the contest.
  */
@@ -428,8 +197,6 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 	bool		locked = vg_policy_needs_locks(c);
 	VgVoter		v;
 	VgDecision	d;
-	Datum		args[10];
-	char		nulls[10];
 	int64		vote_id;
 	int			attempt;
 	int			i;
@@ -499,23 +266,8 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 			}
 		}
 
-		args[0] = Int64GetDatum(contest_id);
-		args[1] = Int64GetDatum(entry_id);
-		nulls[0] = nulls[1] = ' ';
-		for (i = 0; i < VG_NUM_VECTORS; i++)
-		{
-			/* ip_key, user_id, email_key are $3..$5; request_id $6 */
-			args[2 + i] = v.key[i];
-			nulls[2 + i] = v.has[i] ? ' ' : 'n';
-			args[7 + i] = Int16GetDatum(v.slot[i]);
-			nulls[7 + i] = ' ';
-		}
-		args[5] = PointerGetDatum(request_id);
-		nulls[5] = request_id != NULL ? ' ' : 'n';
-		args[6] = Int32GetDatum(vg_window_no(c, now));
-		nulls[6] = ' ';
-
-		if (insert_vote(args, nulls, &vote_id))
+		if (vg_vote_insert(contest_id, entry_id, &v, request_id,
+						   vg_window_no(c, now), &vote_id))
 		{
 			res->code = VG_OK;
 			res->has_vote_id = true;
@@ -635,68 +387,6 @@ vg_cast_vote(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result_datum(fcinfo, &res));
 }
 
-/*
- * Find the user's vote in the current window (for old_entry_id, if given,
- * else the only one).  Returns the number of candidates: 0 none, 1 found,
- * 2 ambiguous.
- */
-static int
-find_user_vote(int64 contest_id, text *user_id, int32 window_no,
-			   bool has_entry, int64 old_entry_id, int64 *vote_id)
-{
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
-	bool		isnull;
-
-	args[0] = Int64GetDatum(contest_id);
-	args[1] = PointerGetDatum(user_id);
-	args[2] = Int32GetDatum(window_no);
-	args[3] = Int64GetDatum(old_entry_id);
-	if (!has_entry)
-		nulls[3] = 'n';
-	vg_execute(plan_user_votes, args, nulls, SPI_OK_SELECT, has_entry ? 1 : 2);
-	if (SPI_processed == 0)
-		return 0;
-	*vote_id = DatumGetInt64(vg_spi_value(0, 1, &isnull));
-	return SPI_processed == 1 ? 1 : 2;
-}
-
-/*
- * Lock the vote that find_user_vote found, if it still belongs to the user's
- * vote in window window_no (for old_entry_id, if has_old); fills its entry
- * and vectors.  False: the vote is gone or is no longer that vote.
- */
-static bool
-lock_vote(int64 contest_id, int64 vote_id, text *user_id, int32 window_no,
-		  bool has_old, int64 old_entry_id, int64 *entry_id, VgVoter *v)
-{
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	bool		isnull;
-	Datum		d;
-
-	args[0] = Int64GetDatum(contest_id);
-	args[1] = Int64GetDatum(vote_id);
-	args[2] = PointerGetDatum(user_id);
-	args[3] = Int32GetDatum(window_no);
-	args[4] = Int64GetDatum(old_entry_id);
-	if (!has_old)
-		nulls[4] = 'n';
-	vg_execute(plan_lock_vote, args, nulls, SPI_OK_SELECT, 1);
-	if (SPI_processed == 0)
-		return false;
-	*entry_id = DatumGetInt64(vg_spi_value(0, 1, &isnull));
-	d = vg_spi_value(0, 2, &isnull);
-	v->has[VG_VEC_IP] = !isnull;
-	v->key[VG_VEC_IP] = isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
-	v->has[VG_VEC_USER] = true;
-	v->key[VG_VEC_USER] = PointerGetDatum(user_id);
-	d = vg_spi_value(0, 3, &isnull);
-	v->has[VG_VEC_EMAIL] = !isnull;
-	v->key[VG_VEC_EMAIL] = isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
-	return true;
-}
-
 /* Arguments of change_vote and retract_vote; false: invalid_input. */
 static bool
 user_call_args(FunctionCallInfo fcinfo, int user_arg, text **user_id)
@@ -722,8 +412,8 @@ locate_user_vote(int64 contest_id, const VgContest *c, text *user_id,
 
 	for (attempt = 0; attempt <= VG_MAX_RETRIES; attempt++)
 	{
-		int			found = find_user_vote(contest_id, user_id, w, has_old,
-										   old_entry_id, vote_id);
+		int			found = vg_user_vote_find(contest_id, user_id, w, has_old,
+											  old_entry_id, vote_id);
 
 		if (found != 1)
 		{
@@ -731,8 +421,8 @@ locate_user_vote(int64 contest_id, const VgContest *c, text *user_id,
 			return false;
 		}
 		/* the row first (it cannot change under us then), then its vectors */
-		if (lock_vote(contest_id, *vote_id, user_id, w, has_old, old_entry_id,
-					  entry_id, v))
+		if (vg_user_vote_lock(contest_id, *vote_id, user_id, w, has_old,
+							  old_entry_id, entry_id, v))
 		{
 			if (vg_policy_needs_locks(c))
 				vg_lock_voter(contest_id, v);
@@ -804,13 +494,7 @@ vg_change_vote(PG_FUNCTION_ARGS)
 				else
 				{
 					if (cur_entry != new_entry)
-					{
-						Datum		args[3] = {Int64GetDatum(contest_id),
-							Int64GetDatum(vote_id), Int64GetDatum(new_entry)};
-
-						vg_execute_trusted(plan_move, args, NULL, SPI_OK_UPDATE,
-										   VG_WRITE_DECIDED, InvalidSnapshot);
-					}
+						vg_vote_move(contest_id, vote_id, new_entry);
 					set_ok(&res, contest_id, new_entry, vote_id, false);
 				}
 			}
@@ -852,9 +536,7 @@ vg_retract_vote(PG_FUNCTION_ARGS)
 			else if (locate_user_vote(contest_id, &c, user_id, has_entry, entry,
 									  &vote_id, &cur_entry, &v, &res))
 			{
-				Datum		args[2] = {Int64GetDatum(contest_id), Int64GetDatum(vote_id)};
-
-				vg_execute(plan_delete, args, NULL, SPI_OK_DELETE_RETURNING, 0);
+				vg_vote_delete(contest_id, vote_id);
 				set_ok(&res, contest_id, cur_entry, vote_id, false);
 			}
 		}
@@ -880,8 +562,6 @@ static const KeySettings *
 key_settings(FunctionCallInfo fcinfo, int64 contest_id)
 {
 	KeySettings *ks = fcinfo->flinfo->fn_extra;
-	Datum		arg = Int64GetDatum(contest_id);
-	bool		isnull;
 
 	if (ks == NULL)
 		ks = fcinfo->flinfo->fn_extra =
@@ -889,17 +569,12 @@ key_settings(FunctionCallInfo fcinfo, int64 contest_id)
 	if (ks->contest_id == contest_id && contest_id != 0)
 		return ks;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	prepare_plans();
-	vg_execute(plan_prefixes, &arg, NULL, SPI_OK_SELECT, 1);
-	if (SPI_processed == 0)
+	vg_spi_connect();
+	if (!vg_contest_key_settings(contest_id, &ks->ipv4_prefix,
+								 &ks->ipv6_prefix, &ks->secret_version))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("contest " INT64_FORMAT " does not exist", contest_id)));
-	ks->ipv4_prefix = DatumGetInt32(vg_spi_value(0, 1, &isnull));
-	ks->ipv6_prefix = DatumGetInt32(vg_spi_value(0, 2, &isnull));
-	ks->secret_version = DatumGetInt32(vg_spi_value(0, 3, &isnull));
 	ks->contest_id = contest_id;
 	SPI_finish();
 	return ks;

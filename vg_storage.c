@@ -1,0 +1,1477 @@
+/*-------------------------------------------------------------------------
+ *
+ * vg_storage.c
+ *	  The storage layer: every access to vote_guard's tables, in the order a
+ *	  vote meets them.
+ *
+ *	  tables		which relation holds what, and whether the fast paths
+ *					below may write it directly (as vote_guard created it)
+ *	  contests		a contest's settings, cached per backend
+ *	  secrets		the contest's derived keys, cached per backend
+ *	  entries		whether an entry exists, cached per backend
+ *	  votes			writing a vote's row; a voter's earlier votes; a user's
+ *					vote for change_vote and retract_vote
+ *	  counters		an entry's count in slot rows: adding, summing, and
+ *					following the owner's own writes to votes
+ *
+ * The reads and writes of every vote do not go through the planner: as
+ * queries they would be planned from the tables' statistics, and counters
+ * analyzed while nearly empty, or one hot contest dominating the
+ * statistics, made the planner choose a sequential scan, or plan again on
+ * every call.  Here they are scans of a primary key whatever the statistics
+ * say (systable_beginscan, PostgreSQL's interface for such a key lookup),
+ * and the vote's row is written with the executor's own functions for
+ * INSERT ... ON CONFLICT DO NOTHING, without a plan (vg_vote_insert).  The
+ * rarer statements (a voter's votes under a policy, change and retract,
+ * the owner's writes) are kept plans with generic plans (vg_utils.c).
+ *
+ * Per-backend caches (READ COMMITTED only) are emptied by relcache
+ * invalidations of their table, which one callback below routes: a change
+ * to a contest row or to an entry's key, and any insert or delete of
+ * secrets, sends one (vg_cache_invalidate, from the triggers), and holds the
+ * contest's lock in exclusive mode until after commit; a vote reads a
+ * cache only once it holds that lock in share mode and has taken in the
+ * invalidations.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/pg_am_d.h"
+#include "catalog/pg_trigger.h"
+#include "catalog/pg_type_d.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "nodes/primnodes.h"
+#include "rewrite/rewriteHandler.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "vg_storage.h"
+#include "vg_utils.h"
+
+
+/* ----------------------------------------------------------------
+ *		tables
+ * ----------------------------------------------------------------
+ */
+
+/* A vote_guard table. */
+typedef struct VgTable VgTable;
+struct VgTable
+{
+	const char *relname;
+	/* may the fast paths write it directly? NULL: they do not */
+	bool		(*check) (VgTable *t, Relation rel);
+	void		(*flush) (void);	/* empties the caches of its rows */
+	Oid			relid;			/* InvalidOid: look up again */
+	Oid			pkey;			/* set by table_open_checked */
+	bool		as_created;		/* what check said of it */
+	Oid			seqid;			/* votes: the sequence of vote_id */
+};
+
+static bool counters_as_created(VgTable *t, Relation rel);
+static bool votes_as_created(VgTable *t, Relation rel);
+static void contest_cache_flush(void);
+static void entry_cache_flush(void);
+
+static VgTable contests_table = {"contests", NULL, contest_cache_flush};
+static VgTable secrets_table = {"secrets", NULL, vg_contest_keys_flush};
+static VgTable entries_table = {"entries", NULL, entry_cache_flush};
+static VgTable counters_table = {"counters", counters_as_created, NULL};
+static VgTable votes_table = {"votes", votes_as_created, NULL};
+static VgTable *const all_tables[] = {&contests_table, &secrets_table,
+&entries_table, &counters_table, &votes_table};
+static bool callback_registered = false;
+
+/*
+ * A relcache invalidation of one of the tables (InvalidOid: of all) makes
+ * it be looked up again and empties the caches of its rows.
+ */
+static void
+tables_callback(Datum arg, Oid relid)
+{
+	size_t		i;
+
+	for (i = 0; i < lengthof(all_tables); i++)
+	{
+		VgTable    *t = all_tables[i];
+
+		if (relid != InvalidOid && relid != t->relid)
+			continue;
+		t->relid = InvalidOid;
+		if (t->flush != NULL)
+			t->flush();
+	}
+}
+
+/*
+ * Take in the invalidations that have come (changes committed before this
+ * call's locks were granted), and make sure the table's are heard from now
+ * on: a cache of its rows may be filled after this.
+ */
+static void
+table_watch(VgTable *t)
+{
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(tables_callback, (Datum) 0);
+		callback_registered = true;
+	}
+	AcceptInvalidationMessages();
+	if (!OidIsValid(t->relid))
+		t->relid = vg_table_relid(t->relname);
+}
+
+void
+vg_cache_invalidate(Relation rel)
+{
+	CacheInvalidateRelcache(rel);
+}
+
+/*
+ * Open a table (lock kept to the end of the transaction) and, when it was
+ * looked up again, decide what its check says of it: any change to the
+ * table causes that.
+ */
+static Relation
+table_open_checked(VgTable *t, LOCKMODE lockmode)
+{
+	Relation	rel;
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(tables_callback, (Datum) 0);
+		callback_registered = true;
+	}
+	if (OidIsValid(t->relid))
+	{
+		rel = table_open(t->relid, lockmode);
+		/* still valid after the invalidations that came with the lock? */
+		if (OidIsValid(t->relid))
+			return rel;
+	}
+	else
+	{
+		Oid			relid = vg_table_relid(t->relname);
+
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation \"vote_guard.%s\" does not exist",
+							t->relname)));
+		rel = table_open(relid, lockmode);
+	}
+	list_free(RelationGetIndexList(rel));
+	if (!OidIsValid(rel->rd_pkindex))
+		elog(ERROR, "vote_guard.%s has no primary key", t->relname);
+	t->pkey = rel->rd_pkindex;
+	t->as_created = t->check != NULL && t->check(t, rel);
+	t->relid = RelationGetRelid(rel);
+	return rel;
+}
+
+/* Scan the rows whose key starts with (contest_id, entry_id). */
+static SysScanDesc
+entry_scan(VgTable *t, Relation rel, int64 contest_id, int64 entry_id,
+		   Snapshot snapshot)
+{
+	ScanKeyData keys[2];
+
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(contest_id));
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(entry_id));
+	return systable_beginscan(rel, t->pkey, true, snapshot, 2, keys);
+}
+
+/*
+ * The snapshot a next statement of the transaction would use, with the
+ * transaction's own writes up to now; pushed as the active snapshot.
+ */
+static Snapshot
+push_statement_snapshot(void)
+{
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	UpdateActiveSnapshotCommandId();
+	return GetActiveSnapshot();
+}
+
+int			vg_trusted_write = 0;
+
+/*
+ * Run one of cast_vote's or change_vote's own writes, telling the triggers
+ * what the statement has already taken care of.  With snapshot valid, the
+ * write runs with a copy of it instead of a new snapshot.
+ */
+static void
+execute_trusted(SPIPlanPtr plan, Datum *args, const char *nulls,
+				int expected, int trusted, Snapshot snapshot)
+{
+	vg_trusted_write = trusted;
+	PG_TRY();
+	{
+		if (snapshot == InvalidSnapshot)
+			vg_execute(plan, args, nulls, expected, 0);
+		else
+			vg_execute_snapshot(plan, args, nulls, snapshot, false,
+								expected, 0);
+	}
+	PG_FINALLY();
+	{
+		vg_trusted_write = 0;
+	}
+	PG_END_TRY();
+}
+
+/* ----------------------------------------------------------------
+ *		contests
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Contests as last read, per backend (READ COMMITTED only).  Any change to a
+ * contest row sends a relcache invalidation for vote_guard.contests (the
+ * contests trigger), which empties the cache of every backend at commit.
+ * The change also holds the contest's lock in exclusive mode until after
+ * that, and a vote reads the cache only once it holds the lock in share mode
+ * and has taken in the invalidations: it never sees a stale contest.
+ */
+typedef struct ContestCacheEntry
+{
+	int64		contest_id;		/* hash key */
+	VgContest	contest;
+} ContestCacheEntry;
+
+#define CONTEST_CACHE_MAX	10000
+
+static HTAB *contest_cache = NULL;
+
+static SPIPlanPtr plan_contest = NULL;
+static SPIPlanPtr plan_contest_share = NULL;
+static SPIPlanPtr plan_key_settings = NULL;
+
+#define CONTEST_QUERY \
+	"SELECT c.opens_at, c.closes_at, c.closed_at IS NOT NULL," \
+	"       'ip' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
+	"       'user' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
+	"       'email' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
+	"       c.ipv4_prefix, c.ipv6_prefix, c.require_user," \
+	"       c.votes_per_voter, c.per_entry_limit, c.vote_window, c.cooldown," \
+	"       c.allow_change, c.secret_version" \
+	"  FROM vote_guard.contests c" \
+	" WHERE c.id OPERATOR(pg_catalog.=) $1"
+
+static void
+contest_cache_flush(void)
+{
+	if (contest_cache != NULL)
+		hash_destroy(contest_cache);
+	contest_cache = NULL;
+}
+
+/* An interval as microseconds: a day is 24 hours, a month 30 days. */
+static int64
+interval_usecs(Datum d, bool isnull)
+{
+	Interval   *iv;
+
+	if (isnull)
+		return 0;
+	iv = DatumGetIntervalP(d);
+	return iv->time + iv->day * USECS_PER_DAY +
+		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+}
+
+/*
+ * Read a contest's settings.  Under READ COMMITTED they come from the
+ * backend's cache when it has them.  Under REPEATABLE READ and SERIALIZABLE
+ * the contest row is read and locked FOR SHARE, so a change committed after
+ * the snapshot (a close) is a serialization failure instead of going
+ * unseen.  False: no such contest.
+ */
+bool
+vg_load_contest(int64 contest_id, VgContest *c)
+{
+	Datum		args[1] = {Int64GetDatum(contest_id)};
+	bool		isnull;
+	Datum		d;
+	bool		snapshot_mode = IsolationUsesXactSnapshot();
+	ContestCacheEntry *cached;
+
+	if (!snapshot_mode)
+	{
+		table_watch(&contests_table);
+		if (contest_cache != NULL &&
+			(cached = hash_search(contest_cache, &contest_id, HASH_FIND,
+								  NULL)) != NULL)
+		{
+			*c = cached->contest;
+			return true;
+		}
+	}
+
+	if (plan_contest == NULL)
+	{
+		Oid			argtypes[1] = {INT8OID};
+
+		plan_contest_share = vg_prepare_kept(CONTEST_QUERY " FOR SHARE OF c",
+											 1, argtypes);
+		plan_contest = vg_prepare_kept(CONTEST_QUERY, 1, argtypes);
+	}
+	vg_execute(snapshot_mode ? plan_contest_share : plan_contest,
+			   args, NULL, SPI_OK_SELECT, 1);
+	if (SPI_processed == 0)
+		return false;
+
+	c->opens_at = DatumGetTimestampTz(vg_spi_value(0, 1, &isnull));
+	c->closes_at = DatumGetTimestampTz(vg_spi_value(0, 2, &isnull));
+	c->has_closes_at = !isnull;
+	c->closed = DatumGetBool(vg_spi_value(0, 3, &isnull));
+	c->dedupe[VG_VEC_IP] = DatumGetBool(vg_spi_value(0, 4, &isnull));
+	c->dedupe[VG_VEC_USER] = DatumGetBool(vg_spi_value(0, 5, &isnull));
+	c->dedupe[VG_VEC_EMAIL] = DatumGetBool(vg_spi_value(0, 6, &isnull));
+	c->ipv4_prefix = DatumGetInt32(vg_spi_value(0, 7, &isnull));
+	c->ipv6_prefix = DatumGetInt32(vg_spi_value(0, 8, &isnull));
+	c->require_user = DatumGetBool(vg_spi_value(0, 9, &isnull));
+	c->votes_per_voter = DatumGetInt32(vg_spi_value(0, 10, &isnull));
+	c->per_entry_limit = DatumGetInt32(vg_spi_value(0, 11, &isnull));
+	d = vg_spi_value(0, 12, &isnull);
+	c->window_usecs = interval_usecs(d, isnull);
+	d = vg_spi_value(0, 13, &isnull);
+	c->cooldown_usecs = interval_usecs(d, isnull);
+	c->allow_change = DatumGetBool(vg_spi_value(0, 14, &isnull));
+	c->secret_version = DatumGetInt32(vg_spi_value(0, 15, &isnull));
+
+	if (!snapshot_mode)
+	{
+		if (contest_cache == NULL ||
+			hash_get_num_entries(contest_cache) >= CONTEST_CACHE_MAX)
+		{
+			contest_cache_flush();
+			contest_cache = vg_backend_cache_create("vote_guard contests",
+													sizeof(int64),
+													sizeof(ContestCacheEntry),
+													64);
+		}
+		cached = hash_search(contest_cache, &contest_id, HASH_ENTER, NULL);
+		cached->contest = *c;
+	}
+	return true;
+}
+
+/*
+ * The settings a contest's keys are computed with, read without a lock:
+ * they never change once the contest exists (contests trigger).  False: no
+ * such contest.
+ */
+bool
+vg_contest_key_settings(int64 contest_id, int32 *ipv4_prefix,
+						int32 *ipv6_prefix, int32 *secret_version)
+{
+	Datum		arg = Int64GetDatum(contest_id);
+	bool		isnull;
+
+	if (plan_key_settings == NULL)
+	{
+		Oid			argtypes[1] = {INT8OID};
+
+		plan_key_settings = vg_prepare_kept(
+			"SELECT c.ipv4_prefix, c.ipv6_prefix, c.secret_version"
+			"  FROM vote_guard.contests c"
+			" WHERE c.id OPERATOR(pg_catalog.=) $1",
+			1, argtypes);
+	}
+	vg_execute(plan_key_settings, &arg, NULL, SPI_OK_SELECT, 1);
+	if (SPI_processed == 0)
+		return false;
+	*ipv4_prefix = DatumGetInt32(vg_spi_value(0, 1, &isnull));
+	*ipv6_prefix = DatumGetInt32(vg_spi_value(0, 2, &isnull));
+	*secret_version = DatumGetInt32(vg_spi_value(0, 3, &isnull));
+	return true;
+}
+
+/* ----------------------------------------------------------------
+ *		secrets
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * The derived keys of a contest, from the backend's cache or, the first
+ * time, from the secrets of its version.  Secrets never change once
+ * written; any insert or delete on vote_guard.secrets empties the cache
+ * of every backend at commit.  SPI need not be connected: this connects
+ * its own (nested) when it reads.
+ */
+VgContestKeys *
+vg_contest_keys(int64 contest_id, int32 secret_version)
+{
+	static SPIPlanPtr plan = NULL;
+	VgContestKeys *keys;
+	Datum		arg = Int32GetDatum(secret_version);
+	bool		isnull;
+	bytea	   *ip_secret;
+	bytea	   *email_secret;
+
+	table_watch(&secrets_table);
+	keys = vg_contest_keys_cached(contest_id, secret_version);
+	if (keys != NULL)
+		return keys;
+
+	vg_spi_connect();
+	if (plan == NULL)
+	{
+		Oid			argtypes[1] = {INT4OID};
+
+		plan = vg_prepare_kept("SELECT s.ip_secret, s.email_secret"
+							   "  FROM vote_guard.secrets s"
+							   " WHERE s.version OPERATOR(pg_catalog.=) $1",
+							   1, argtypes);
+	}
+	vg_execute(plan, &arg, NULL, SPI_OK_SELECT, 1);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("vote_guard secret version %d is missing", secret_version),
+				 errdetail("Contest " INT64_FORMAT " was created with it.", contest_id),
+				 errhint("Restore vote_guard.secrets from a backup of this database.")));
+	ip_secret = DatumGetByteaPP(vg_spi_value(0, 1, &isnull));
+	email_secret = DatumGetByteaPP(vg_spi_value(0, 2, &isnull));
+	keys = vg_contest_keys_derive(contest_id, secret_version,
+								  (const uint8 *) VARDATA_ANY(ip_secret),
+								  VARSIZE_ANY_EXHDR(ip_secret),
+								  (const uint8 *) VARDATA_ANY(email_secret),
+								  VARSIZE_ANY_EXHDR(email_secret));
+	SPI_finish();
+	return keys;
+}
+
+/* ----------------------------------------------------------------
+ *		entries
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Entries known to exist, per backend (READ COMMITTED only): at most
+ * ENTRY_CACHE_MAX (about 0.5 MB), then it starts again empty.  That is safe
+ * because an entry is removed or renumbered only under its contest's lock in
+ * exclusive mode (entries trigger), which also sends a relcache
+ * invalidation of entries; a vote reads the cache only after taking the
+ * lock in share mode and taking in the invalidations (vg_load_contest), and
+ * the invalidation empties the cache.
+ */
+typedef struct EntryKey
+{
+	int64		contest_id;
+	int64		entry_id;
+} EntryKey;
+
+#define ENTRY_CACHE_MAX		10000
+
+static HTAB *entry_cache = NULL;
+
+static void
+entry_cache_flush(void)
+{
+	if (entry_cache != NULL)
+		hash_destroy(entry_cache);
+	entry_cache = NULL;
+}
+
+/*
+ * Is the entry visible to snapshot?  *own: its row was written by this
+ * transaction (not committed yet: it may still go with a rollback).
+ */
+static bool
+entry_visible(Relation rel, int64 contest_id, int64 entry_id, Snapshot snapshot,
+			  bool *own)
+{
+	SysScanDesc scan = entry_scan(&entries_table, rel, contest_id, entry_id,
+								  snapshot);
+	HeapTuple	tup = systable_getnext(scan);
+	bool		found = HeapTupleIsValid(tup);
+
+	if (found && own != NULL)
+		*own = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data));
+	systable_endscan(scan);
+	return found;
+}
+
+/*
+ * Is entry_id one of the contest's entries?  Under REPEATABLE READ and
+ * SERIALIZABLE an entry the snapshot shows but that has been removed since
+ * is a serialization failure: a vote for it must not be written.
+ */
+bool
+vg_entry_exists(int64 contest_id, int64 entry_id)
+{
+	EntryKey	key = {contest_id, entry_id};
+	bool		use_cache = !IsolationUsesXactSnapshot();
+	Relation	rel;
+	bool		found;
+	bool		own = false;
+
+	if (use_cache && entry_cache != NULL &&
+		hash_search(entry_cache, &key, HASH_FIND, NULL) != NULL)
+		return true;
+
+	rel = table_open_checked(&entries_table, AccessShareLock);
+	found = entry_visible(rel, contest_id, entry_id, push_statement_snapshot(),
+						  &own);
+	PopActiveSnapshot();
+	if (found && use_cache && !own)
+	{
+		if (entry_cache == NULL ||
+			hash_get_num_entries(entry_cache) >= ENTRY_CACHE_MAX)
+		{
+			entry_cache_flush();
+			entry_cache = vg_backend_cache_create("vote_guard entries",
+												  sizeof(EntryKey),
+												  sizeof(EntryKey), 256);
+		}
+		hash_search(entry_cache, &key, HASH_ENTER, NULL);
+	}
+	if (found && IsolationUsesXactSnapshot())
+	{
+		PushActiveSnapshot(GetLatestSnapshot());
+		found = entry_visible(rel, contest_id, entry_id, GetActiveSnapshot(), NULL);
+		PopActiveSnapshot();
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to a concurrent removal of entry " INT64_FORMAT,
+							entry_id),
+					 errhint("Retry the transaction.")));
+	}
+	table_close(rel, NoLock);
+	return found;
+}
+
+/*
+ * Does an entry about to be removed or renumbered have votes?  First the
+ * contest's row is locked, so votes under REPEATABLE READ and SERIALIZABLE
+ * (which read it FOR SHARE) finish first or fail.  SPI need not be
+ * connected.
+ */
+bool
+vg_entry_has_votes(int64 contest_id, int64 entry_id)
+{
+	static SPIPlanPtr plan_contest_row = NULL;
+	static SPIPlanPtr plan_votes = NULL;
+	Datum		args[2] = {Int64GetDatum(contest_id), Int64GetDatum(entry_id)};
+	bool		found;
+
+	vg_spi_connect();
+	if (plan_votes == NULL)
+	{
+		Oid			argtypes[2] = {INT8OID, INT8OID};
+
+		plan_contest_row = vg_prepare_kept(
+			"SELECT 1 FROM vote_guard.contests c"
+			" WHERE c.id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
+			1, argtypes);
+		plan_votes = vg_prepare_kept(
+			"SELECT 1 FROM vote_guard.votes v"
+			" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
+			"   AND v.entry_id OPERATOR(pg_catalog.=) $2 LIMIT 1",
+			2, argtypes);
+	}
+	vg_execute(plan_contest_row, args, NULL, SPI_OK_SELECT, 0);
+	vg_execute(plan_votes, args, NULL, SPI_OK_SELECT, 1);
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+/* ----------------------------------------------------------------
+ *		votes
+ * ----------------------------------------------------------------
+ */
+
+/* the columns of vote_guard.votes, and two of their numbers */
+#define VG_VOTES_NATTS			12
+#define VG_VOTES_VOTE_ID		2
+#define VG_VOTES_CREATED_AT		8
+
+/*
+ * The columns of vote_guard.votes, in order; vg_vote_insert takes its values
+ * in this order.
+ */
+static const Oid votes_column_types[VG_VOTES_NATTS] = {
+	INT8OID,					/* contest_id */
+	INT8OID,					/* vote_id: identity */
+	INT8OID,					/* entry_id */
+	BYTEAOID,					/* ip_key */
+	TEXTOID,					/* user_id */
+	BYTEAOID,					/* email_key */
+	TEXTOID,					/* request_id */
+	TIMESTAMPTZOID,				/* created_at: statement_timestamp() */
+	INT4OID,					/* window_no */
+	INT2OID,					/* ip_slot */
+	INT2OID,					/* user_slot */
+	INT2OID,					/* email_slot */
+};
+
+/*
+ * May vg_vote_insert write votes without the executor's plan: a plain heap
+ * table with vote_guard's columns, without row security or rules, whose
+ * vote_id takes the next value of its identity sequence and created_at the
+ * statement's time, and whose only insert triggers are vote_guard's own?
+ * Indexes and constraints may be anything: vg_vote_insert checks and
+ * maintains them as the executor does.
+ */
+static bool
+votes_as_created(VgTable *t, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Oid			schema = RelationGetNamespace(rel);
+	Node	   *def;
+	int			i;
+
+	t->seqid = InvalidOid;
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
+		rel->rd_rel->relkind != RELKIND_RELATION ||
+		rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity ||
+		rel->rd_rules != NULL || desc->natts != VG_VOTES_NATTS)
+		return false;
+	for (i = 0; i < VG_VOTES_NATTS; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->atttypid != votes_column_types[i] ||
+			att->attgenerated != '\0')
+			return false;
+	}
+	def = build_column_default(rel, VG_VOTES_VOTE_ID);
+	if (def == NULL || !IsA(def, NextValueExpr))
+		return false;
+	t->seqid = ((NextValueExpr *) def)->seqid;
+	def = build_column_default(rel, VG_VOTES_CREATED_AT);
+	if (def == NULL || !IsA(def, FuncExpr) ||
+		((FuncExpr *) def)->funcid != F_STATEMENT_TIMESTAMP)
+		return false;
+	for (i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *trig = &rel->trigdesc->triggers[i];
+
+		if (TRIGGER_FOR_INSERT(trig->tgtype) &&
+			((strcmp(trig->tgname, "votes_counters") != 0 &&
+			  strcmp(trig->tgname, "votes_policy") != 0) ||
+			 get_func_namespace(trig->tgfoid) != schema))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * A conflicting vote found under REPEATABLE READ or SERIALIZABLE must be
+ * one the transaction's snapshot sees, as for INSERT ... ON CONFLICT DO
+ * NOTHING: else the vote would be refused for a row the transaction cannot
+ * see.
+ */
+static void
+check_conflict_visible(Relation rel, ItemPointer tid)
+{
+	TupleTableSlot *slot = table_slot_create(rel, NULL);
+
+	if (!table_tuple_fetch_row_version(rel, tid, SnapshotAny, slot))
+		elog(ERROR, "failed to fetch conflicting tuple for ON CONFLICT");
+	if (!table_tuple_satisfies_snapshot(rel, slot, GetTransactionSnapshot()))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent update")));
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+/*
+ * Write a vote's row as INSERT INTO vote_guard.votes ... ON CONFLICT DO
+ * NOTHING RETURNING vote_id would, from values in the order of
+ * votes_column_types (vote_id and created_at are filled in here), with the
+ * executor's own functions but without a plan, its expressions and the
+ * triggers (vote_guard's pass such a write through unchanged).  Every
+ * unique index is an arbiter, as in that statement: a conflict with a vote
+ * in flight waits for its transaction, and a conflict found while this row
+ * was going in (a concurrent voter) starts over.  Constraints are checked.
+ *
+ * Returns false if votes is not as vote_guard created it (see
+ * votes_as_created): vg_vote_insert runs the statement instead.  Otherwise
+ * *inserted says whether the row went in (false: a unique index said no),
+ * and *vote_id is its id.
+ */
+static bool
+vote_insert_direct(Datum *values, bool *isnull, bool *inserted, int64 *vote_id)
+{
+	Relation	rel = table_open_checked(&votes_table, RowExclusiveLock);
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	MemoryContext oldcxt;
+
+	if (!votes_table.as_created)
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+	/* what the executor checks before an INSERT (ExecCheckXactReadOnly) */
+	PreventCommandIfReadOnly("INSERT");
+	PreventCommandIfParallelMode("INSERT");
+
+	/* what the executor allocates goes with its state, as in a query */
+	estate = CreateExecutorState();
+	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 0, NULL, 0);
+	ExecOpenIndices(rri, true);
+
+	*vote_id = nextval_internal(votes_table.seqid, false);
+	values[VG_VOTES_VOTE_ID - 1] = Int64GetDatum(*vote_id);
+	isnull[VG_VOTES_VOTE_ID - 1] = false;
+	values[VG_VOTES_CREATED_AT - 1] =
+		TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
+	isnull[VG_VOTES_CREATED_AT - 1] = false;
+
+	slot = table_slot_create(rel, NULL);	/* empty, as ExecStoreVirtualTuple wants */
+	memcpy(slot->tts_values, values, VG_VOTES_NATTS * sizeof(Datum));
+	memcpy(slot->tts_isnull, isnull, VG_VOTES_NATTS * sizeof(bool));
+	ExecStoreVirtualTuple(slot);
+	if (rel->rd_att->constr != NULL)
+		ExecConstraints(rri, slot, estate);
+
+	for (;;)
+	{
+		ItemPointerData conflict;
+		uint32		token;
+		bool		spec_conflict = false;
+
+		if (!vg_check_index_constraints(rri, slot, estate, &conflict))
+		{
+			if (IsolationUsesXactSnapshot())
+				check_conflict_visible(rel, &conflict);
+			*inserted = false;
+			break;
+		}
+
+		/*
+		 * Others that meet the row in an index wait for this lock, not for
+		 * the transaction: it is released as soon as the row is decided.
+		 */
+		token = SpeculativeInsertionLockAcquire(GetCurrentTransactionId());
+		table_tuple_insert_speculative(rel, slot, estate->es_output_cid, 0,
+									   NULL, token);
+
+		/*
+		 * The indexes it returns would need a deferred recheck: a deferrable
+		 * constraint, whose trigger makes votes_as_created say no.
+		 */
+		list_free(vg_insert_index_tuples(rri, slot, estate, &spec_conflict));
+		table_tuple_complete_speculative(rel, slot, token, !spec_conflict);
+		SpeculativeInsertionLockRelease(GetCurrentTransactionId());
+		if (!spec_conflict)
+		{
+			*inserted = true;
+			break;
+		}
+	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	ExecCloseIndices(rri);
+	MemoryContextSwitchTo(oldcxt);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	if (*inserted)
+		CommandCounterIncrement();
+	return true;
+}
+
+/*
+ * Write a vote of voter v (its keys and slots) for entry_id in window
+ * window_no.  Returns whether it went in (false: a unique index said no),
+ * with *vote_id its id.  The row is written by vote_insert_direct unless the
+ * votes table has been changed; then the statement runs.  Either way the
+ * triggers pass it through: the caller has decided the policy and moves the
+ * counter itself.
+ */
+bool
+vg_vote_insert(int64 contest_id, int64 entry_id, const VgVoter *v,
+			   text *request_id, int32 window_no, int64 *vote_id)
+{
+	static SPIPlanPtr plan_insert = NULL;
+	/* the statement's parameters: the columns of votes but vote_id, created_at */
+	static const int columns[10] = {1, 3, 4, 5, 6, 7, 9, 10, 11, 12};
+	Datum		args[10];
+	char		nulls[10];
+	Datum		values[VG_VOTES_NATTS];
+	bool		isnull[VG_VOTES_NATTS];
+	bool		inserted;
+	int			i;
+
+	args[0] = Int64GetDatum(contest_id);
+	args[1] = Int64GetDatum(entry_id);
+	nulls[0] = nulls[1] = ' ';
+	for (i = 0; i < VG_NUM_VECTORS; i++)
+	{
+		/* ip_key, user_id, email_key are $3..$5; request_id $6 */
+		args[2 + i] = v->key[i];
+		nulls[2 + i] = v->has[i] ? ' ' : 'n';
+		args[7 + i] = Int16GetDatum(v->slot[i]);
+		nulls[7 + i] = ' ';
+	}
+	args[5] = PointerGetDatum(request_id);
+	nulls[5] = request_id != NULL ? ' ' : 'n';
+	args[6] = Int32GetDatum(window_no);
+	nulls[6] = ' ';
+
+	for (i = 0; i < 10; i++)
+	{
+		values[columns[i] - 1] = args[i];
+		isnull[columns[i] - 1] = nulls[i] == 'n';
+	}
+	if (vote_insert_direct(values, isnull, &inserted, vote_id))
+		return inserted;
+
+	if (plan_insert == NULL)
+	{
+		Oid			argtypes[10] = {INT8OID, INT8OID, BYTEAOID, TEXTOID,
+		BYTEAOID, TEXTOID, INT4OID, INT2OID, INT2OID, INT2OID};
+
+		plan_insert = vg_prepare_kept(
+			"INSERT INTO vote_guard.votes"
+			"       (contest_id, entry_id, ip_key, user_id, email_key, request_id,"
+			"        window_no, ip_slot, user_slot, email_slot)"
+			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+			" ON CONFLICT DO NOTHING"
+			" RETURNING vote_id",
+			10, argtypes);
+	}
+
+	/*
+	 * Under READ COMMITTED the statement runs with the calling statement's
+	 * snapshot rather than a new one: nothing it does depends on a snapshot
+	 * (the unique indexes work on the newest row versions), and a new
+	 * snapshot per vote costs a GetSnapshotData, which contends on
+	 * ProcArrayLock with many backends.
+	 */
+	execute_trusted(plan_insert, args, nulls, SPI_OK_INSERT_RETURNING,
+					VG_WRITE_DECIDED | VG_WRITE_COUNTED,
+					!IsolationUsesXactSnapshot() && ActiveSnapshotSet() ?
+					GetActiveSnapshot() : InvalidSnapshot);
+	if (SPI_processed == 0)
+		return false;
+	*vote_id = DatumGetInt64(vg_spi_value(0, 1, &inserted));
+	return true;
+}
+
+/*
+ * The voter's votes that matter now: those of its vectors in window
+ * window_no, those after since (within reach of a cooldown; DT_NOEND for
+ * none), and the one with request_id (0: none), leaving out vote
+ * exclude_vote_id (0: none).  Each OR arm is served by one of the partial
+ * unique indexes.  With latest, read with the newest snapshot instead of
+ * the transaction's.  Returns how many, the votes in *votes (palloc'd).
+ */
+int
+vg_voter_votes(int64 contest_id, const VgVoter *v, Datum request_id,
+			   int32 window_no, TimestampTz since, int64 exclude_vote_id,
+			   bool latest, VgPastVote **votes)
+{
+	static SPIPlanPtr plan_state = NULL;
+	Datum		args[8];
+	char		nulls[8];
+	VgPastVote *out;
+	uint64		r;
+	int			i;
+
+	if (plan_state == NULL)
+	{
+		Oid			argtypes[8] = {INT8OID, BYTEAOID, TEXTOID, BYTEAOID, TEXTOID,
+		INT4OID, TIMESTAMPTZOID, INT8OID};
+
+		plan_state = vg_prepare_kept(
+			"SELECT v.vote_id, v.entry_id, v.window_no, v.created_at,"
+			"       COALESCE(v.request_id OPERATOR(pg_catalog.=) $5, false),"
+			"       COALESCE(v.ip_key OPERATOR(pg_catalog.=) $2, false),"
+			"       COALESCE(v.user_id OPERATOR(pg_catalog.=) $3, false),"
+			"       COALESCE(v.email_key OPERATOR(pg_catalog.=) $4, false),"
+			"       v.ip_slot, v.user_slot, v.email_slot"
+			"  FROM vote_guard.votes v"
+			" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
+			"   AND ((v.ip_key OPERATOR(pg_catalog.=) $2"
+			"         AND (v.window_no OPERATOR(pg_catalog.=) $6"
+			"              OR v.created_at OPERATOR(pg_catalog.>) $7))"
+			"        OR (v.user_id OPERATOR(pg_catalog.=) $3"
+			"            AND (v.window_no OPERATOR(pg_catalog.=) $6"
+			"                 OR v.created_at OPERATOR(pg_catalog.>) $7))"
+			"        OR (v.email_key OPERATOR(pg_catalog.=) $4"
+			"            AND (v.window_no OPERATOR(pg_catalog.=) $6"
+			"                 OR v.created_at OPERATOR(pg_catalog.>) $7))"
+			"        OR v.request_id OPERATOR(pg_catalog.=) $5)"
+			"   AND ($8::pg_catalog.int8 IS NULL"
+			"        OR v.vote_id OPERATOR(pg_catalog.<>) $8)",
+			8, argtypes);
+	}
+
+	args[0] = Int64GetDatum(contest_id);
+	nulls[0] = ' ';
+	for (i = 0; i < VG_NUM_VECTORS; i++)
+	{
+		args[1 + i] = v->key[i];
+		nulls[1 + i] = v->has[i] ? ' ' : 'n';
+	}
+	args[4] = request_id;
+	nulls[4] = request_id != (Datum) 0 ? ' ' : 'n';
+	args[5] = Int32GetDatum(window_no);
+	nulls[5] = ' ';
+	args[6] = TimestampTzGetDatum(since);
+	nulls[6] = ' ';
+	args[7] = Int64GetDatum(exclude_vote_id);
+	nulls[7] = exclude_vote_id != 0 ? ' ' : 'n';
+
+	if (latest)
+		vg_execute_snapshot(plan_state, args, nulls, GetLatestSnapshot(), true,
+							SPI_OK_SELECT, 0);
+	else
+		vg_execute(plan_state, args, nulls, SPI_OK_SELECT, 0);
+
+	out = palloc(sizeof(VgPastVote) * Max(SPI_processed, 1));
+	for (r = 0; r < SPI_processed; r++)
+	{
+		VgPastVote *p = &out[r];
+		bool		isnull;
+
+		p->vote_id = DatumGetInt64(vg_spi_value(r, 1, &isnull));
+		p->entry_id = DatumGetInt64(vg_spi_value(r, 2, &isnull));
+		p->window_no = DatumGetInt32(vg_spi_value(r, 3, &isnull));
+		p->created_at = DatumGetTimestampTz(vg_spi_value(r, 4, &isnull));
+		p->is_request = DatumGetBool(vg_spi_value(r, 5, &isnull));
+		for (i = 0; i < VG_NUM_VECTORS; i++)
+		{
+			p->match[i] = DatumGetBool(vg_spi_value(r, 6 + i, &isnull));
+			p->slot[i] = DatumGetInt16(vg_spi_value(r, 9 + i, &isnull));
+		}
+	}
+	*votes = out;
+	return (int) SPI_processed;
+}
+
+/*
+ * Find the user's vote in window window_no (for entry_id, if has_entry,
+ * else the only one).  Returns the number of candidates: 0 none, 1 found
+ * (*vote_id), 2 ambiguous.
+ */
+int
+vg_user_vote_find(int64 contest_id, text *user_id, int32 window_no,
+				  bool has_entry, int64 entry_id, int64 *vote_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		isnull;
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[4] = {INT8OID, TEXTOID, INT4OID, INT8OID};
+
+		/* newest first; $4: only for this entry */
+		plan = vg_prepare_kept(
+			"SELECT v.vote_id, v.entry_id, v.ip_key, v.email_key"
+			"  FROM vote_guard.votes v"
+			" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
+			"   AND v.user_id OPERATOR(pg_catalog.=) $2"
+			"   AND v.window_no OPERATOR(pg_catalog.=) $3"
+			"   AND ($4::pg_catalog.int8 IS NULL OR v.entry_id OPERATOR(pg_catalog.=) $4)"
+			" ORDER BY v.created_at DESC, v.vote_id DESC",
+			4, argtypes);
+	}
+	args[0] = Int64GetDatum(contest_id);
+	args[1] = PointerGetDatum(user_id);
+	args[2] = Int32GetDatum(window_no);
+	args[3] = Int64GetDatum(entry_id);
+	if (!has_entry)
+		nulls[3] = 'n';
+	vg_execute(plan, args, nulls, SPI_OK_SELECT, has_entry ? 1 : 2);
+	if (SPI_processed == 0)
+		return 0;
+	*vote_id = DatumGetInt64(vg_spi_value(0, 1, &isnull));
+	return SPI_processed == 1 ? 1 : 2;
+}
+
+/*
+ * Lock the vote that vg_user_vote_find found, if it still is the user's vote
+ * in window window_no (for entry_id, if has_entry): under READ COMMITTED the
+ * conditions are checked again on the newest version of the row, so a vote
+ * moved or taken back meanwhile by a concurrent call is not returned.  Fills
+ * its entry and the voter's vectors.  False: the vote is gone or is no
+ * longer that vote.
+ */
+bool
+vg_user_vote_lock(int64 contest_id, int64 vote_id, text *user_id,
+				  int32 window_no, bool has_entry, int64 entry_id,
+				  int64 *cur_entry, VgVoter *v)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	Datum		d;
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[5] = {INT8OID, INT8OID, TEXTOID, INT4OID, INT8OID};
+
+		plan = vg_prepare_kept(
+			"SELECT v.entry_id, v.ip_key, v.email_key"
+			"  FROM vote_guard.votes v"
+			" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
+			"   AND v.vote_id OPERATOR(pg_catalog.=) $2"
+			"   AND v.user_id OPERATOR(pg_catalog.=) $3"
+			"   AND v.window_no OPERATOR(pg_catalog.=) $4"
+			"   AND ($5::pg_catalog.int8 IS NULL OR v.entry_id OPERATOR(pg_catalog.=) $5)"
+			"   FOR UPDATE",
+			5, argtypes);
+	}
+	args[0] = Int64GetDatum(contest_id);
+	args[1] = Int64GetDatum(vote_id);
+	args[2] = PointerGetDatum(user_id);
+	args[3] = Int32GetDatum(window_no);
+	args[4] = Int64GetDatum(entry_id);
+	if (!has_entry)
+		nulls[4] = 'n';
+	vg_execute(plan, args, nulls, SPI_OK_SELECT, 1);
+	if (SPI_processed == 0)
+		return false;
+	*cur_entry = DatumGetInt64(vg_spi_value(0, 1, &isnull));
+	d = vg_spi_value(0, 2, &isnull);
+	v->has[VG_VEC_IP] = !isnull;
+	v->key[VG_VEC_IP] = isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+	v->has[VG_VEC_USER] = true;
+	v->key[VG_VEC_USER] = PointerGetDatum(user_id);
+	d = vg_spi_value(0, 3, &isnull);
+	v->has[VG_VEC_EMAIL] = !isnull;
+	v->key[VG_VEC_EMAIL] = isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+	return true;
+}
+
+/*
+ * Move a vote to another entry, decided under the voter's locks: one
+ * UPDATE, whose trigger moves both counters.
+ */
+void
+vg_vote_move(int64 contest_id, int64 vote_id, int64 new_entry)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[3] = {Int64GetDatum(contest_id), Int64GetDatum(vote_id),
+	Int64GetDatum(new_entry)};
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[3] = {INT8OID, INT8OID, INT8OID};
+
+		plan = vg_prepare_kept(
+			"UPDATE vote_guard.votes v SET entry_id = $3"
+			" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
+			"   AND v.vote_id OPERATOR(pg_catalog.=) $2",
+			3, argtypes);
+	}
+	execute_trusted(plan, args, NULL, SPI_OK_UPDATE, VG_WRITE_DECIDED,
+					InvalidSnapshot);
+}
+
+/* Delete a vote; its trigger moves the counter. */
+void
+vg_vote_delete(int64 contest_id, int64 vote_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[2] = {Int64GetDatum(contest_id), Int64GetDatum(vote_id)};
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[2] = {INT8OID, INT8OID};
+
+		plan = vg_prepare_kept(
+			"DELETE FROM vote_guard.votes v"
+			" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
+			"   AND v.vote_id OPERATOR(pg_catalog.=) $2",
+			2, argtypes);
+	}
+	vg_execute(plan, args, NULL, SPI_OK_DELETE, 0);
+}
+
+/* ----------------------------------------------------------------
+ *		counters
+ * ----------------------------------------------------------------
+ */
+
+/* The counter slot this backend adds to. */
+static int32
+counter_slot(void)
+{
+	return VG_MY_BACKEND_NUMBER % VG_COUNTER_SLOTS;
+}
+
+/*
+ * The net change of each entry's count in a statement on votes, from its
+ * transition tables.
+ */
+static const char *const counter_deltas[3] = {
+	/* INSERT */
+	"SELECT n.contest_id, n.entry_id, pg_catalog.count(*) AS delta"
+	"  FROM new_votes n GROUP BY 1, 2",
+	/* DELETE */
+	"SELECT o.contest_id, o.entry_id,"
+	"       OPERATOR(pg_catalog.-) pg_catalog.count(*) AS delta"
+	"  FROM old_votes o GROUP BY 1, 2",
+	/* UPDATE: the entries a vote left and the ones it moved to */
+	"SELECT x.contest_id, x.entry_id, pg_catalog.sum(x.d)::pg_catalog.int8 AS delta"
+	"  FROM (SELECT n.contest_id, n.entry_id, 1 AS d FROM new_votes n"
+	"        UNION ALL"
+	"        SELECT o.contest_id, o.entry_id, -1 FROM old_votes o) x"
+	" GROUP BY 1, 2 HAVING pg_catalog.sum(x.d) OPERATOR(pg_catalog.<>) 0"
+};
+
+/*
+ * Is the table as vote_guard created it: a heap, its primary key its only
+ * index, no update triggers but those of a foreign key (which an update that
+ * keeps the key does not fire)?  Decided when the table is looked up again,
+ * which any change to it causes.
+ */
+static bool
+counters_as_created(VgTable *t, Relation rel)
+{
+	List	   *indexes;
+	bool		plain;
+	int			i;
+
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
+		return false;
+	indexes = RelationGetIndexList(rel);
+	plain = list_length(indexes) == 1;
+	list_free(indexes);
+	for (i = 0; plain && rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *trig = &rel->trigdesc->triggers[i];
+
+		if (TRIGGER_FOR_UPDATE(trig->tgtype) &&
+			RI_FKey_trigger_type(trig->tgfoid) == RI_TRIGGER_NONE)
+			plain = false;
+	}
+	return plain;
+}
+
+/*
+ * An entry's count: the sum of its counter slots as the transaction sees
+ * them now, its own changes included.
+ */
+int64
+vg_entry_count(int64 contest_id, int64 entry_id)
+{
+	Relation	rel = table_open_checked(&counters_table, AccessShareLock);
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int64		sum = 0;
+
+	scan = entry_scan(&counters_table, rel, contest_id, entry_id,
+					  push_statement_snapshot());
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		votes = heap_getattr(tup, 4, RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			sum += DatumGetInt64(votes);
+	}
+	systable_endscan(scan);
+	PopActiveSnapshot();
+	table_close(rel, NoLock);
+	return sum;
+}
+
+/*
+ * The primary key entry of a counter row version that did not go on the
+ * same heap-only chain (the page had no room).
+ */
+static void
+counter_index_insert(Relation rel, HeapTuple tup)
+{
+	Relation	index = index_open(counters_table.pkey, RowExclusiveLock);
+	IndexInfo  *info = BuildIndexInfo(index);
+	Datum		values[INDEX_MAX_KEYS];
+	bool		isnull[INDEX_MAX_KEYS];
+	int			i;
+
+	for (i = 0; i < info->ii_NumIndexKeyAttrs; i++)
+		values[i] = heap_getattr(tup, info->ii_IndexAttrNumbers[i],
+								 RelationGetDescr(rel), &isnull[i]);
+	index_insert(index, values, isnull, &tup->t_self, rel, UNIQUE_CHECK_YES,
+				 true, info);
+	index_close(index, NoLock);
+}
+
+/* The counter row locked into slot, with delta votes more. */
+static void
+counter_add(Relation rel, TupleTableSlot *slot, int64 delta)
+{
+	bool		should_free;
+	HeapTuple	old = ExecFetchSlotHeapTuple(slot, false, &should_free);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			cols[1] = {4};	/* votes */
+	Datum		values[1];
+	bool		nulls[1] = {false};
+	bool		isnull;
+	HeapTuple	newtup;
+
+	values[0] = heap_getattr(old, cols[0], desc, &isnull);
+	if (isnull)
+		elog(ERROR, "vote_guard.counters has a null count");
+	values[0] = Int64GetDatum(DatumGetInt64(values[0]) + delta);
+	newtup = heap_modify_tuple_by_cols(old, desc, 1, cols, values, nulls);
+	if (vg_simple_heap_update(rel, &slot->tts_tid, newtup))
+		counter_index_insert(rel, newtup);
+	heap_freetuple(newtup);
+	if (should_free)
+		heap_freetuple(old);
+}
+
+/*
+ * Add delta votes to a counter row of the entry that no other transaction
+ * holds, as UPDATE ... SKIP LOCKED would.  Returns true if it did, with
+ * *count the entry's count: its rows as a next statement of the transaction
+ * sees them, and delta.  Otherwise every row of the entry is held by
+ * another transaction (or, under REPEATABLE READ and SERIALIZABLE, changed
+ * since the snapshot), or it has none yet, and *new_slot is the slot a new
+ * row should take: one not in use, or, when all VG_COUNTER_SLOTS are, this
+ * backend's own (whose holder the caller then waits for).
+ *
+ * So an entry voted for by one transaction at a time has one row, which is
+ * all a count then reads; a hot entry grows as many rows as it has voters at
+ * the same time, up to VG_COUNTER_SLOTS, and no vote waits for another while
+ * a row is free.
+ *
+ * The row is updated in place with simple_heap_update, as the executor
+ * would: the key does not change (no foreign key check is due) and the
+ * table has no triggers of its own.  If its table access method, indexes or
+ * triggers are not what vote_guard created, this declines (false, with
+ * this backend's slot) and the caller writes through SQL.
+ */
+static bool
+counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
+					int32 *new_slot, int64 *count)
+{
+	Relation	rel;
+	Snapshot	snapshot;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	TupleTableSlot *locked;
+	uint8		lock_flags = 0;
+	uint32		used = 0;
+	bool		added = false;
+	int64		sum = delta;
+	int			i;
+
+	StaticAssertStmt(VG_COUNTER_SLOTS <= 32, "counter slots must fit in a uint32");
+	*new_slot = counter_slot();
+	rel = table_open_checked(&counters_table, RowExclusiveLock);
+	if (!counters_table.as_created)
+	{
+		table_close(rel, NoLock);
+		return false;
+	}
+
+	/*
+	 * Versions this scan makes have the snapshot's command id, so the scan
+	 * does not see them: every row counts once, as it was before the vote.
+	 */
+	snapshot = push_statement_snapshot();
+	if (!IsolationUsesXactSnapshot())
+		lock_flags = TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
+
+	locked = table_slot_create(rel, NULL);
+	scan = entry_scan(&counters_table, rel, contest_id, entry_id, snapshot);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		int32		slot = DatumGetInt32(heap_getattr(tup, 3, desc, &isnull));
+		Datum		votes = heap_getattr(tup, 4, desc, &isnull);
+		TM_FailureData tmfd;
+		TM_Result	result;
+
+		if (!isnull)
+			sum += DatumGetInt64(votes);
+		if (added)
+			continue;
+		if (slot >= 0 && slot < VG_COUNTER_SLOTS)
+			used |= (uint32) 1 << slot;
+		result = table_tuple_lock(rel, &tup->t_self, snapshot, locked,
+								  GetCurrentCommandId(true),
+								  LockTupleNoKeyExclusive, LockWaitSkip,
+								  lock_flags, &tmfd);
+		switch (result)
+		{
+			case TM_Ok:
+				counter_add(rel, locked, delta);
+				added = true;
+				break;
+			case TM_WouldBlock:	/* another transaction holds it */
+			case TM_Updated:	/* changed since the snapshot */
+			case TM_Deleted:	/* the entry is being removed */
+				break;
+			default:
+				elog(ERROR, "unexpected table_tuple_lock status: %u", result);
+		}
+	}
+	systable_endscan(scan);
+	ExecDropSingleTupleTableSlot(locked);
+	PopActiveSnapshot();
+	table_close(rel, NoLock);
+	*count = sum;
+	if (added)
+		return true;
+
+	/*
+	 * A new row takes the first slot not in use from this backend's own on:
+	 * two voters making rows at the same time (neither sees the other's yet)
+	 * take different slots unless their backends share one.
+	 */
+	for (i = 0; i < VG_COUNTER_SLOTS; i++)
+	{
+		int32		slot = (counter_slot() + i) % VG_COUNTER_SLOTS;
+
+		if ((used & ((uint32) 1 << slot)) == 0)
+		{
+			*new_slot = slot;
+			break;
+		}
+	}
+	return false;
+}
+
+/*
+ * Add delta votes to an entry's count: to a counter row of the entry that no
+ * other transaction holds (counter_add_free), else to a new row in a slot
+ * not in use, or, when all are, to this backend's slot row, waiting for its
+ * holder.  Returns the entry's count with it, as the transaction sees it.
+ * SPI is connected.
+ */
+int64
+vg_counter_add(int64 contest_id, int64 entry_id, int64 delta)
+{
+	static SPIPlanPtr plan_new_row = NULL;
+	Datum		args[4];
+	int32		slot;
+	int64		count;
+
+	if (counter_add_free(contest_id, entry_id, delta, &slot, &count))
+		return count;
+	if (plan_new_row == NULL)
+	{
+		Oid			argtypes[4] = {INT8OID, INT8OID, INT4OID, INT8OID};
+
+		plan_new_row = vg_prepare_kept(
+			"INSERT INTO vote_guard.counters AS k (contest_id, entry_id, slot, votes)"
+			" VALUES ($1, $2, $3, $4)"
+			" ON CONFLICT (contest_id, entry_id, slot) DO UPDATE"
+			" SET votes = k.votes OPERATOR(pg_catalog.+) excluded.votes",
+			4, argtypes);
+	}
+	args[0] = Int64GetDatum(contest_id);
+	args[1] = Int64GetDatum(entry_id);
+	args[2] = Int32GetDatum(slot);
+	args[3] = Int64GetDatum(delta);
+	vg_execute(plan_new_row, args, NULL, SPI_OK_INSERT, 0);
+	return vg_entry_count(contest_id, entry_id);
+}
+
+/*
+ * Add a statement's net changes to the entries' counters, in entry order.
+ * SPI is connected, with the trigger's transition tables registered.
+ */
+static void
+counters_apply(const char *deltas)
+{
+	char	   *query = psprintf("SELECT d.contest_id, d.entry_id, d.delta"
+								 "  FROM (%s) d ORDER BY 1, 2", deltas);
+	SPITupleTable *rows;
+	uint64		n;
+	uint64		i;
+	int			ret;
+
+	ret = SPI_execute(query, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	/* the statements below replace SPI_tuptable; this one stays to SPI_finish */
+	rows = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		Datum		col[3];
+		bool		isnull;
+		int			c;
+
+		for (c = 0; c < 3; c++)
+			col[c] = SPI_getbinval(rows->vals[i], rows->tupdesc, c + 1, &isnull);
+		(void) vg_counter_add(DatumGetInt64(col[0]), DatumGetInt64(col[1]),
+							  DatumGetInt64(col[2]));
+	}
+	SPI_freetuptable(rows);
+	pfree(query);
+}
+
+static void
+clear_counters(void)
+{
+	int			ret;
+
+	ret = SPI_execute("TRUNCATE vote_guard.counters", false, 0);
+	if (ret != SPI_OK_UTILITY)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+}
+
+
+/*
+ * The counters follow a statement on votes that was not one of cast_vote's
+ * own (the votes trigger): the net change of each entry, from the
+ * statement's transition tables, or every counter gone with a TRUNCATE.
+ */
+void
+vg_counters_follow(TriggerData *trigdata)
+{
+	TriggerEvent event = trigdata->tg_event;
+
+	vg_spi_connect();
+	if (TRIGGER_FIRED_BY_TRUNCATE(event))
+		clear_counters();
+	else
+	{
+		if (SPI_register_trigger_data(trigdata) != SPI_OK_TD_REGISTER)
+			elog(ERROR, "SPI_register_trigger_data failed");
+		if (TRIGGER_FIRED_BY_INSERT(event))
+			counters_apply(counter_deltas[0]);
+		else if (TRIGGER_FIRED_BY_DELETE(event))
+			counters_apply(counter_deltas[1]);
+		else
+			counters_apply(counter_deltas[2]);
+	}
+	SPI_finish();
+}
