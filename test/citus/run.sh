@@ -11,6 +11,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 port=${1:?port}
 PG_CONFIG=${PG_CONFIG:-pg_config}
 export PG_CONFIG
+# psql for the test's second session, the server's own
+export PATH="$("$PG_CONFIG" --bindir):$PATH"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_citus.XXXXXX")
 trap '"$here/cluster.sh" stop "$tmp/cluster"; rm -rf "$tmp"' EXIT
 

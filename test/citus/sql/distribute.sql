@@ -99,10 +99,107 @@ SELECT * FROM vote_guard.results(:c2);
 RESET citus.log_remote_commands;
 \set VERBOSITY default
 
+-- votes through the coordinator: each call runs whole on its contest's
+-- worker, where the fast paths open the contest's shards
+SELECT vote_guard.create_contest('votes') AS cv \gset
+SELECT vote_guard.create_contest('logins', require_user => true, allow_change => true,
+                                 dedupe_on => '{user}') AS cl \gset
+SELECT vote_guard.add_entry(:cv, 1, 'one'), vote_guard.add_entry(:cv, 2, 'two'),
+       vote_guard.add_entry(:cl, 1, 'one'), vote_guard.add_entry(:cl, 2, 'two');
+\set R 'success, error_code, http_status, vote_count, vote_id > 0 AS has_vote_id, replayed'
+SELECT :R FROM vote_guard.cast_vote(:cv, 1, '192.0.2.1', 'alice', 'alice@example.org', 'req-a');
+SELECT :R FROM vote_guard.cast_vote(:cv, 1, '192.0.2.1', 'alice', 'alice@example.org', 'req-a');
+SELECT :R FROM vote_guard.cast_vote(:cv, 2, '192.0.2.1');
+SELECT :R FROM vote_guard.cast_vote(:cv, 2, '192.0.2.2', 'alice');
+SELECT :R FROM vote_guard.cast_vote(:cv, 2, '192.0.2.3', 'bob', 'Alice+x@Example.org');
+SELECT :R FROM vote_guard.cast_vote(:cv, 2, '192.0.2.4', 'carol');
+SELECT :R FROM vote_guard.cast_vote(:cv, 3, '192.0.2.5');
+SELECT :R FROM vote_guard.cast_vote(:cv, 1);
+SELECT :R FROM vote_guard.cast_vote(:cv, 1, '192.0.2.6', '');
+SELECT :R FROM vote_guard.cast_vote(12345, 1, '192.0.2.7');
+SELECT :R FROM vote_guard.cast_vote(:cl, 1, '192.0.2.8');
+SELECT :R FROM vote_guard.cast_vote(:cl, 1, NULL, 'dave');
+SELECT :R FROM vote_guard.change_vote(:cl, 2, 'dave');
+SELECT :R FROM vote_guard.retract_vote(:cl, 'dave');
+SELECT :R FROM vote_guard.cast_vote(:cl, 2, NULL, 'erin');
+
+-- the call is sent whole to the worker
+SET citus.log_remote_commands = on;
+\set VERBOSITY terse
+SELECT :R FROM vote_guard.cast_vote(:cv, 1, '192.0.2.9');
+RESET citus.log_remote_commands;
+\set VERBOSITY default
+
+-- one transaction, two contests on two workers
+SELECT pg_catalog.count(DISTINCT p.groupid) AS workers
+  FROM pg_catalog.pg_dist_placement p
+ WHERE p.shardid IN (pg_catalog.get_shard_id_for_distribution_column('vote_guard.contests', :c1),
+                     pg_catalog.get_shard_id_for_distribution_column('vote_guard.contests', :cl));
+BEGIN;
+SELECT :R FROM vote_guard.cast_vote(:c1, 2, '192.0.2.10');
+SELECT :R FROM vote_guard.cast_vote(:cl, 1, NULL, 'frank');
+COMMIT;
+BEGIN;
+SELECT :R FROM vote_guard.cast_vote(:c1, 2, '192.0.2.11');
+SELECT :R FROM vote_guard.cast_vote(:cl, 1, NULL, 'grace');
+ROLLBACK;
+SELECT entry_id, actual FROM vote_guard.verify(:c1);
+
+-- vote ids come from the range of the worker that wrote them
+SELECT v.contest_id, p.groupid,
+       pg_catalog.bool_and(v.vote_id >> 48 = p.groupid) AS ids_of_its_worker,
+       pg_catalog.count(*) AS votes
+  FROM vote_guard.votes v
+  JOIN pg_catalog.pg_dist_placement p
+    ON p.shardid = pg_catalog.get_shard_id_for_distribution_column('vote_guard.votes', v.contest_id)
+ WHERE v.contest_id IN (:cv, :cl, :c1)
+ GROUP BY 1, 2 ORDER BY 1;
+
+-- counts: results() sums equal the vote rows, verify() finds no drift
+SELECT * FROM vote_guard.results(:cv);
+SELECT * FROM vote_guard.verify(:cv);
+SELECT * FROM vote_guard.results(:cl);
+SELECT * FROM vote_guard.verify(:cl);
+SELECT r.entry_id, r.votes, (SELECT pg_catalog.count(*) FROM vote_guard.votes v
+                              WHERE v.contest_id = :cv AND v.entry_id = r.entry_id) AS rows
+  FROM vote_guard.results(:cv) r ORDER BY 1;
+
+-- a call Citus does not send to the worker would write on the coordinator,
+-- where the contest's shards are not: an error, nothing written
+\set VERBOSITY terse
+SELECT (vote_guard.cast_vote(:cv, 1, '192.0.2.12')).error_code FROM pg_catalog.generate_series(1, 1);
+\set VERBOSITY default
+
+-- close_contest, then a vote on the same connection, and on a connection
+-- (the coordinator's, to the worker) whose backend has the contest cached
+SELECT :R FROM vote_guard.cast_vote(:cl, 2, NULL, 'heidi');
+\setenv VG_CONTEST :cl
+\setenv PGHOST :worker_host
+\setenv PGPORT :coordinator_port
+\! psql -X -q -d regression -c "SELECT vote_guard.close_contest($VG_CONTEST) IS NOT NULL AS closed_by_another_session"
+SELECT :R FROM vote_guard.cast_vote(:cl, 2, NULL, 'ivan');
+SELECT :R FROM vote_guard.change_vote(:cl, 1, 'erin');
+SELECT vote_guard.close_contest(:cv) IS NOT NULL AS closed;
+SELECT :R FROM vote_guard.cast_vote(:cv, 2, '192.0.2.13');
+
+-- through a worker: a call for a contest on the other worker is sent there
+\c regression - :worker_host :worker_port
+SELECT vote_guard.create_contest('made on a worker') >> 48 AS id_range_of_group;
+SELECT id AS cw FROM vote_guard.contests WHERE name = 'made on a worker' \gset
+SELECT vote_guard.add_entry(:cw, 1, 'one');
+SELECT :R FROM vote_guard.cast_vote(:cw, 1, '192.0.2.14');
+SELECT :R FROM vote_guard.cast_vote(:cw, 1, '192.0.2.14');
+SELECT :R FROM vote_guard.cast_vote(:cv, 1, '192.0.2.15');
+SELECT * FROM vote_guard.verify(:cw);
+\c regression - :worker_host :coordinator_port
+
 -- TRUNCATE votes empties the counters beside every shard
 TRUNCATE vote_guard.votes;
 SELECT * FROM vote_guard.results(:c1);
 SELECT * FROM vote_guard.verify(:c1);
+SELECT * FROM vote_guard.results(:cv);
+SELECT * FROM vote_guard.verify(:cv);
+SELECT pg_catalog.count(*) AS counter_rows FROM vote_guard.counters;
 
 -- close_contest: once, and again keeps the first time
 SELECT vote_guard.close_contest(:c1) AS closed_at \gset
