@@ -291,6 +291,7 @@ citus_distributed(Oid relid)
 typedef struct VgShard
 {
 	int64		contest_id;		/* hash key */
+	int64		shardid;
 	Oid			relid;			/* the shard on this node, or InvalidOid */
 	bool		checked;		/* the fields below are set */
 	Oid			pkey;
@@ -301,14 +302,22 @@ typedef struct VgShard
 #define SHARD_CACHE_MAX		10000
 
 /*
- * The shard of distributed table relid that holds contest_id's rows, if
- * this node has a placement of it; else InvalidOid.  Citus's SQL API and
- * catalogs: the shard for the value, its placement in this node's group,
- * the shard's relation (table name and shard id).  SPI need not be
- * connected.
+ * Citus's lock on a shard's placement metadata: an advisory lock of class
+ * 4 on the shard id (ADV_LOCKTAG_CLASS_CITUS_SHARD_METADATA).  A shard move
+ * takes it in ExclusiveLock on every node before it switches the placement
+ * (BlockWritesToShardList); Citus's own writers take it in ShareLock.
+ */
+#define CITUS_SHARD_METADATA_LOCK_CLASS	4
+
+/*
+ * The shard of distributed table relid that holds contest_id's rows (its
+ * id in *shardid), if this node has a placement of it; else InvalidOid.
+ * Citus's SQL API and catalogs: the shard for the value, its placement in
+ * this node's group, the shard's relation (table name and shard id).  SPI
+ * need not be connected.
  */
 static Oid
-citus_shard_relid(Oid relid, int64 contest_id)
+citus_shard_relid(Oid relid, int64 contest_id, int64 *shardid)
 {
 	static SPIPlanPtr plan = NULL;
 	Datum		args[2] = {ObjectIdGetDatum(relid), Int64GetDatum(contest_id)};
@@ -322,7 +331,8 @@ citus_shard_relid(Oid relid, int64 contest_id)
 		Oid			argtypes[2] = {REGCLASSOID, INT8OID};
 
 		plan = vg_prepare_kept(
-			"SELECT pg_catalog.to_regclass(pg_catalog.shard_name($1, p.shardid))"
+			"SELECT pg_catalog.to_regclass(pg_catalog.shard_name($1, p.shardid)),"
+			"       p.shardid"
 			"  FROM pg_catalog.pg_dist_placement p"
 			" WHERE p.shardid OPERATOR(pg_catalog.=)"
 			"       pg_catalog.get_shard_id_for_distribution_column($1, $2)"
@@ -336,6 +346,7 @@ citus_shard_relid(Oid relid, int64 contest_id)
 		d = vg_spi_value(0, 1, &isnull);
 		if (!isnull)
 			shard = DatumGetObjectId(d);
+		*shardid = DatumGetInt64(vg_spi_value(0, 2, &isnull));
 	}
 	SPI_finish();
 	return shard;
@@ -349,6 +360,13 @@ citus_shard_relid(Oid relid, int64 contest_id)
  * functions), which empties the cache; one that comes with a lock taken
  * here makes it look again.  A contest whose shard is not on this node is
  * an error: its votes are written where its shard is.
+ *
+ * A write first takes Citus's shard metadata lock in ShareLock, as Citus's
+ * own writers do (a delegated function call does not: Citus plans it as a
+ * read): a move of the shard waits for this transaction, and a write that
+ * waited for a move finds the placement gone (the invalidation comes with
+ * the shard's lock) instead of writing into the relation the move leaves
+ * behind for deferred cleanup.
  */
 static Relation
 shard_open_checked(VgTable *t, int64 contest_id, LOCKMODE lockmode)
@@ -378,7 +396,7 @@ shard_open_checked(VgTable *t, int64 contest_id, LOCKMODE lockmode)
 		{
 			memset(&shard, 0, sizeof(shard));
 			shard.contest_id = contest_id;
-			shard.relid = citus_shard_relid(t->relid, contest_id);
+			shard.relid = citus_shard_relid(t->relid, contest_id, &shard.shardid);
 		}
 		if (!OidIsValid(shard.relid))
 		{
@@ -391,6 +409,13 @@ shard_open_checked(VgTable *t, int64 contest_id, LOCKMODE lockmode)
 					 errdetail("vote_guard.%s is distributed by Citus and this node has no placement of the contest's shard.",
 							   t->relname),
 					 errhint("Call the vote_guard function alone in a statement (SELECT * FROM vote_guard.cast_vote(...)) so that Citus runs it on the contest's node.")));
+		}
+		if (lockmode != AccessShareLock)
+		{
+			vg_advisory_xact_lock((uint64) shard.shardid,
+								  CITUS_SHARD_METADATA_LOCK_CLASS, ShareLock);
+			/* a move committed while this waited: hear it now */
+			AcceptInvalidationMessages();
 		}
 		rel = try_table_open(shard.relid, lockmode);
 		if (rel == NULL || generation != t->generation)
