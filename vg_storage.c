@@ -291,7 +291,7 @@ citus_distributed(Oid relid)
 typedef struct VgShard
 {
 	int64		contest_id;		/* hash key */
-	int64		shardid;
+	uint64		lock_key;		/* Citus's metadata lock of the shard group */
 	Oid			relid;			/* the shard on this node, or InvalidOid */
 	bool		checked;		/* the fields below are set */
 	Oid			pkey;
@@ -302,22 +302,27 @@ typedef struct VgShard
 #define SHARD_CACHE_MAX		10000
 
 /*
- * Citus's lock on a shard's placement metadata: an advisory lock of class
- * 4 on the shard id (ADV_LOCKTAG_CLASS_CITUS_SHARD_METADATA).  A shard move
- * takes it in ExclusiveLock on every node before it switches the placement
- * (BlockWritesToShardList); Citus's own writers take it in ShareLock.
+ * Citus's lock on the placement metadata of a hash-distributed shard: an
+ * advisory lock on (shard index, colocation id) of class 8
+ * (ADV_LOCKTAG_CLASS_CITUS_COLOCATED_SHARDS_METADATA), one for the shards
+ * of a contest in all four tables.  A shard move takes it in ExclusiveLock
+ * on every node with metadata before it copies (block_writes) or before
+ * the final catch-up (logical replication), and until it has switched the
+ * placements (BlockWritesToShardList); Citus's own writers take it in
+ * ShareLock.
  */
-#define CITUS_SHARD_METADATA_LOCK_CLASS	4
+#define CITUS_COLOCATED_SHARDS_METADATA_LOCK_CLASS	8
 
 /*
- * The shard of distributed table relid that holds contest_id's rows (its
- * id in *shardid), if this node has a placement of it; else InvalidOid.
+ * The shard of distributed table relid that holds contest_id's rows (the
+ * key of its metadata lock in *lock_key), if this node has a placement of
+ * it; else InvalidOid.
  * Citus's SQL API and catalogs: the shard for the value, its placement in
  * this node's group, the shard's relation (table name and shard id).  SPI
  * need not be connected.
  */
 static Oid
-citus_shard_relid(Oid relid, int64 contest_id, int64 *shardid)
+citus_shard_relid(Oid relid, int64 contest_id, uint64 *lock_key)
 {
 	static SPIPlanPtr plan = NULL;
 	Datum		args[2] = {ObjectIdGetDatum(relid), Int64GetDatum(contest_id)};
@@ -331,11 +336,19 @@ citus_shard_relid(Oid relid, int64 contest_id, int64 *shardid)
 		Oid			argtypes[2] = {REGCLASSOID, INT8OID};
 
 		plan = vg_prepare_kept(
-			"SELECT pg_catalog.to_regclass(pg_catalog.shard_name($1, p.shardid)),"
-			"       p.shardid"
-			"  FROM pg_catalog.pg_dist_placement p"
-			" WHERE p.shardid OPERATOR(pg_catalog.=)"
+			"SELECT pg_catalog.to_regclass(pg_catalog.shard_name($1, s.shardid)),"
+			"       ((SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_shard o"
+			"          WHERE o.logicalrelid OPERATOR(pg_catalog.=) $1"
+			"            AND o.shardminvalue::pg_catalog.int4 OPERATOR(pg_catalog.<)"
+			"                s.shardminvalue::pg_catalog.int4)"
+			"        OPERATOR(pg_catalog.<<) 32)"
+			"       OPERATOR(pg_catalog.|)"
+			"       (SELECT d.colocationid FROM pg_catalog.pg_dist_partition d"
+			"         WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1)"
+			"  FROM pg_catalog.pg_dist_shard s, pg_catalog.pg_dist_placement p"
+			" WHERE s.shardid OPERATOR(pg_catalog.=)"
 			"       pg_catalog.get_shard_id_for_distribution_column($1, $2)"
+			"   AND p.shardid OPERATOR(pg_catalog.=) s.shardid"
 			"   AND p.groupid OPERATOR(pg_catalog.=)"
 			"       (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)",
 			2, argtypes);
@@ -346,7 +359,7 @@ citus_shard_relid(Oid relid, int64 contest_id, int64 *shardid)
 		d = vg_spi_value(0, 1, &isnull);
 		if (!isnull)
 			shard = DatumGetObjectId(d);
-		*shardid = DatumGetInt64(vg_spi_value(0, 2, &isnull));
+		*lock_key = (uint64) DatumGetInt64(vg_spi_value(0, 2, &isnull));
 	}
 	SPI_finish();
 	return shard;
@@ -361,7 +374,7 @@ citus_shard_relid(Oid relid, int64 contest_id, int64 *shardid)
  * here makes it look again.  A contest whose shard is not on this node is
  * an error: its votes are written where its shard is.
  *
- * A write first takes Citus's shard metadata lock in ShareLock, as Citus's
+ * A write first takes Citus's metadata lock of the shard in ShareLock, as Citus's
  * own writers do (a delegated function call does not: Citus plans it as a
  * read): a move of the shard waits for this transaction, and a write that
  * waited for a move finds the placement gone (the invalidation comes with
@@ -396,7 +409,7 @@ shard_open_checked(VgTable *t, int64 contest_id, LOCKMODE lockmode)
 		{
 			memset(&shard, 0, sizeof(shard));
 			shard.contest_id = contest_id;
-			shard.relid = citus_shard_relid(t->relid, contest_id, &shard.shardid);
+			shard.relid = citus_shard_relid(t->relid, contest_id, &shard.lock_key);
 		}
 		if (!OidIsValid(shard.relid))
 		{
@@ -412,8 +425,9 @@ shard_open_checked(VgTable *t, int64 contest_id, LOCKMODE lockmode)
 		}
 		if (lockmode != AccessShareLock)
 		{
-			vg_advisory_xact_lock((uint64) shard.shardid,
-								  CITUS_SHARD_METADATA_LOCK_CLASS, ShareLock);
+			vg_advisory_xact_lock(shard.lock_key,
+								  CITUS_COLOCATED_SHARDS_METADATA_LOCK_CLASS,
+								  ShareLock);
 			/* a move committed while this waited: hear it now */
 			AcceptInvalidationMessages();
 		}
