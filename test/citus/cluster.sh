@@ -6,9 +6,10 @@
 #   test/citus/cluster.sh start DIR PORT   # coordinator on PORT, workers PORT+1, PORT+2
 #   test/citus/cluster.sh stop DIR         # stop the three servers, remove DIR
 #
-# start creates database "regression" on every node with the extensions
-# citus and vote_guard, and registers the coordinator and both workers; it
-# prints the environment to reach the coordinator (PGHOST, PGPORT).  Every
+# start creates database "regression" with extension citus on every node
+# and registers the coordinator and the workers; it prints the environment
+# to reach the coordinator (PGHOST, PGPORT, PGDATABASE).  The test creates
+# vote_guard itself (CREATE EXTENSION on the coordinator reaches every node).  Every
 # node listens only on its socket in DIR; the nodes reach each other there
 # (Citus accepts a socket folder as a node name).
 #
@@ -91,9 +92,15 @@ psql_on() {
     local p=$1; shift
     "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$p" "$@"
 }
+# the nodes one at a time would take a second or more each
+pids=()
 for i in $(seq 0 "$workers"); do
-    psql_on $((port + i)) -d postgres -c 'CREATE DATABASE regression'
-    psql_on $((port + i)) -d regression -c 'CREATE EXTENSION citus'
+    { psql_on $((port + i)) -d postgres -c 'CREATE DATABASE regression' &&
+      psql_on $((port + i)) -d regression -c 'CREATE EXTENSION citus'; } &
+    pids+=($!)
+done
+for pid in "${pids[@]}"; do
+    wait "$pid" || { echo "citus cluster: creating the database failed"; exit 1; }
 done
 {
     echo "SELECT pg_catalog.citus_set_coordinator_host('$dir', $port);"
