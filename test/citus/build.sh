@@ -41,7 +41,8 @@ fi
 
 PG_MAJOR=$pg_major "$src/test/install-deps.sh" \
     xz-utils autoconf flex bison libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev \
-    libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev libicu-dev
+    libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev libicu-dev \
+    python3-psycopg
 
 stamp_text="citus $version postgresql $pg_version $("$PG_CONFIG" --pkglibdir)"
 build=$cache/citus-$version-pg$pg_version
