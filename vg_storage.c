@@ -65,6 +65,7 @@
 #include "nodes/primnodes.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -699,6 +700,31 @@ vg_contest_key_settings(int64 contest_id, int32 *ipv4_prefix,
 	return true;
 }
 
+/*
+ * How many contests and votes vote_guard holds, read as role (the
+ * extension's owner: the caller may have only its schema owner's
+ * privileges).  SPI connected.  For the drop guard.
+ */
+void
+vg_count_contents(Oid role, int64 *contests, int64 *votes)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	bool		isnull;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(role, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_execute("SELECT (SELECT pg_catalog.count(*) FROM vote_guard.contests),"
+					"       (SELECT pg_catalog.count(*) FROM vote_guard.votes)",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "SPI_execute failed counting contests and votes");
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	*contests = DatumGetInt64(vg_spi_value(0, 1, &isnull));
+	*votes = DatumGetInt64(vg_spi_value(0, 2, &isnull));
+}
+
 /* ----------------------------------------------------------------
  *		secrets
  * ----------------------------------------------------------------
@@ -921,11 +947,11 @@ static const Oid votes_column_types[VG_VOTES_NATTS] = {
 };
 
 /*
- * May vg_vote_insert write votes without the executor's plan: a plain heap
+ * May vote_insert_direct write votes without the executor's plan: a plain
  * table with vote_guard's columns, without row security or rules, whose
  * vote_id takes the next value of its identity sequence and created_at the
  * statement's time, and whose only insert triggers are vote_guard's own?
- * Indexes and constraints may be anything: vg_vote_insert checks and
+ * Indexes and constraints may be anything: vote_insert_direct checks and
  * maintains them as the executor does.
  */
 static bool
@@ -1045,7 +1071,9 @@ vote_insert_direct(Datum *values, bool *isnull, bool *inserted, int64 *vote_id)
 	TupleTableSlot *slot;
 	MemoryContext oldcxt;
 
-	if (!votes_table.as_created)
+	if (!votes_table.as_created ||
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(),
+						  ACL_INSERT) != ACLCHECK_OK)
 	{
 		table_close(rel, NoLock);
 		return false;
@@ -1467,21 +1495,48 @@ static const char *const counter_deltas[3] = {
 	" GROUP BY 1, 2 HAVING pg_catalog.sum(x.d) OPERATOR(pg_catalog.<>) 0"
 };
 
+/* The columns of vote_guard.counters, in order. */
+static const Oid counters_column_types[] = {
+	INT8OID,					/* contest_id */
+	INT8OID,					/* entry_id */
+	INT4OID,					/* slot */
+	INT8OID,					/* votes */
+};
+
 /*
- * Is the table as vote_guard created it: a heap, its primary key its only
- * index, no update triggers but those of a foreign key (which an update that
- * keeps the key does not fire)?  Decided when the table is looked up again,
- * which any change to it causes.
+ * May counter_add_free update counter rows in place, as a planned UPDATE of
+ * the count would: a plain heap table with vote_guard's columns and nothing
+ * such an UPDATE would also do or enforce: its primary key its only index;
+ * no CHECK constraint (valid or not), generated column, row security or
+ * rule; no update triggers but those of a foreign key (which an update that
+ * keeps the key does not fire).  Decided when the table is looked up again,
+ * which any change to it causes.  Privileges and the replica identity a
+ * publication needs are checked on every call (counter_add_free).
  */
 static bool
 counters_as_created(VgTable *t, Relation rel)
 {
+	TupleDesc	desc = RelationGetDescr(rel);
 	List	   *indexes;
 	bool		plain;
 	int			i;
 
-	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID)
+	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
+		rel->rd_rel->relkind != RELKIND_RELATION ||
+		rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity ||
+		rel->rd_rules != NULL ||
+		desc->natts != lengthof(counters_column_types) ||
+		(desc->constr != NULL &&
+		 (desc->constr->num_check > 0 || desc->constr->has_generated_stored)))
 		return false;
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->atttypid != counters_column_types[i] ||
+			att->attgenerated != '\0')
+			return false;
+	}
 	indexes = RelationGetIndexList(rel);
 	plain = list_length(indexes) == 1;
 	list_free(indexes);
@@ -1610,11 +1665,20 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 	StaticAssertStmt(VG_COUNTER_SLOTS <= 32, "counter slots must fit in a uint32");
 	*new_slot = counter_slot();
 	rel = table_open_checked(&counters_table, contest_id, RowExclusiveLock);
-	if (!counters_table.as_created)
+
+	/*
+	 * What the executor checks of a planned UPDATE on every call: the user's
+	 * privileges (missing: the planned statement says so), and a replica
+	 * identity where a publication publishes updates (the same error).
+	 */
+	if (!counters_table.as_created ||
+		pg_class_aclcheck(RelationGetRelid(rel), GetUserId(),
+						  ACL_SELECT | ACL_UPDATE) != ACLCHECK_OK)
 	{
 		table_close(rel, NoLock);
 		return false;
 	}
+	CheckCmdReplicaIdentity(rel, CMD_UPDATE);
 
 	/*
 	 * Versions this scan makes have the snapshot's command id, so the scan

@@ -56,6 +56,9 @@ extern int64 vg_entry_count(int64 contest_id, int64 entry_id);
 extern int64 vg_counter_add(int64 contest_id, int64 entry_id, int64 delta);
 extern void vg_counters_follow(TriggerData *trigdata);
 
+/* how many contests and votes vote_guard holds, read as role */
+extern void vg_count_contents(Oid role, int64 *contests, int64 *votes);
+
 /* every backend forgets what it cached of rel's rows when this commits */
 extern void vg_cache_invalidate(Relation rel);
 

@@ -859,6 +859,23 @@ COMMENT ON FUNCTION vote_guard.distribute() IS
 'Citus coordinator: secrets as a reference table, contests, entries, counters and votes distributed by contest, the vote functions delegated to the contest''s node; idempotent';
 
 ------------------------------------------------------------------------------
+-- DROP EXTENSION vote_guard (or its schema, or DROP OWNED BY its owner) is
+-- refused while it holds contests, unless confirmed for the transaction with
+-- SET LOCAL vote_guard.allow_drop = on (vg_drop_guard.c)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION vote_guard.drop_guard()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'vg_drop_guard'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION vote_guard.drop_guard() FROM PUBLIC;
+
+CREATE EVENT TRIGGER vote_guard_drop_guard ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED')
+    EXECUTE FUNCTION vote_guard.drop_guard();
+ALTER EVENT TRIGGER vote_guard_drop_guard ENABLE ALWAYS;
+
+------------------------------------------------------------------------------
 -- Secrets for this database, and what pg_dump keeps
 ------------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@
  *
  * The order of work in cast_vote:
  *
+ *	0. in a read-only transaction (a hot standby's included) the call is
+ *	   refused with SQLSTATE 25006 before anything else: votes are writes;
  *	1. arguments are checked without touching a table (invalid_input);
  *	2. the contest's lock is taken in share mode (READ COMMITTED), and the
  *	   contest read from the backend's cache (under REPEATABLE READ and
@@ -38,6 +40,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -333,6 +336,29 @@ positive_arg(FunctionCallInfo fcinfo, int n, int64 *value)
 	return *value > 0;
 }
 
+/*
+ * Votes are writes: in a read-only transaction, and so on a hot standby,
+ * refuse the call at once, whatever its arguments, rather than answer some
+ * calls with rows (invalid_input, contest_not_found, a replay) and fail
+ * others on their first write.  The first thing each voting function does.
+ */
+static void
+refuse_if_read_only(const char *fname)
+{
+	if (!XactReadOnly)
+		return;
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("vote_guard.%s cannot run on a standby server", fname),
+				 errdetail("The server is in recovery: every transaction is read-only."),
+				 errhint("Send votes to the primary server.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+			 errmsg("vote_guard.%s cannot run in a read-only transaction", fname),
+			 errhint("Send votes to the primary server, in a read-write transaction.")));
+}
+
 PG_FUNCTION_INFO_V1(vg_cast_vote);
 
 /*
@@ -353,6 +379,8 @@ vg_cast_vote(PG_FUNCTION_ARGS)
 	text	   *request_id = PG_ARGISNULL(5) ? NULL : PG_GETARG_TEXT_PP(5);
 	char	   *email_norm = NULL;
 	bool		valid;
+
+	refuse_if_read_only("cast_vote");
 
 	/* 1. arguments, without touching a table */
 	valid = positive_arg(fcinfo, 0, &contest_id) &&
@@ -460,6 +488,7 @@ vg_change_vote(PG_FUNCTION_ARGS)
 	bool		has_old = !PG_ARGISNULL(3);
 	VgVoter		v;
 
+	refuse_if_read_only("change_vote");
 	if (positive_arg(fcinfo, 0, &contest_id) &&
 		positive_arg(fcinfo, 1, &new_entry) &&
 		user_call_args(fcinfo, 2, &user_id) &&
@@ -525,6 +554,7 @@ vg_retract_vote(PG_FUNCTION_ARGS)
 	bool		has_entry = !PG_ARGISNULL(2);
 	VgVoter		v;
 
+	refuse_if_read_only("retract_vote");
 	if (positive_arg(fcinfo, 0, &contest_id) &&
 		user_call_args(fcinfo, 1, &user_id) &&
 		(!has_entry || positive_arg(fcinfo, 2, &entry)))

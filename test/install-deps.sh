@@ -11,8 +11,12 @@ wanted=(
     "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-client-$PG_MAJOR"
     libssl-dev
     libipc-run-perl        # TAP tests (PostgreSQL::Test::Cluster)
+    # the client examples and their tests (test/clients/run.sh)
+    pgbouncer python3-psycopg python3-psycopg-pool nodejs
     "$@"
 )
+# npm comes with some builds of nodejs, and as its own package with Debian's
+command -v npm >/dev/null || wanted+=(npm)
 
 missing=()
 for pkg in "${wanted[@]}"; do
@@ -29,4 +33,4 @@ fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}" >/dev/null

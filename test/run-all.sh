@@ -11,25 +11,45 @@
 # extension must already be installed (make install).
 #
 # As root the regression suite then runs a second time against a build with
-# the EVP_MAC implementation of HMAC-SHA-256 (-DVG_HMAC_EVP), and the last
-# line sums both runs.
+# the EVP_MAC implementation of HMAC-SHA-256 (-DVG_HMAC_EVP), then the
+# "package" suite (test/package.sh, as root: the Debian package built and
+# tried in a clean Debian 12 chroot), and the last line sums all runs.
 #
-# The citus suite (test/citus/) runs a Citus cluster of three servers on
+# The suite "clients" (test/clients/run.sh) runs the client examples
+# (examples/) under concurrent HTTP requests, directly and through PgBouncer.
+#
+# The suite "layers" (test/layers.sh) checks that no C file calls up.
+#
+# The suite "citus" (test/citus/) runs a Citus cluster of three servers on
 # ports VG_TEST_PORT+1 to +3; as root this script first builds and installs
 # Citus from ../shared/citus/ beside the checkout (test/citus/build.sh,
 # cached).  A Citus that cannot be built or started is a failure.
 #
-# Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432),
-# VG_SUITES (default "regress isolation tap citus").
+# Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432; PgBouncer's
+# socket takes the next number), VG_SUITES (default "layers regress isolation
+# tap clients citus", and "package" as root), VG_HTTP_PORT (default 18080: the
+# examples listen on 127.0.0.1, on it and the next 7 ports).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
+default_suites="layers regress isolation tap clients citus"
 PG_MAJOR=${PG_MAJOR:-15}
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 port=${VG_TEST_PORT:-55432}
 
 if [ "$(id -u)" = 0 ]; then
-    "$src/test/install-deps.sh"
+    suites=${VG_SUITES:-$default_suites package}
+    # the package suite runs here, as root; the others as postgres
+    package=0
+    case " $suites " in *" package "*) package=1 ;; esac
+    export VG_SUITES
+    VG_SUITES=$(echo " $suites " | sed 's/ package / /g; s/^ *//; s/ *$//')
+    if [ "$package" = 1 ]; then
+        # what test/package.sh needs: the build dependencies of debian/control, debootstrap
+        "$src/test/install-deps.sh" build-essential debhelper dpkg-dev postgresql-server-dev-all debootstrap python3
+    else
+        "$src/test/install-deps.sh"
+    fi
     build() {
         make -C "$src" -s clean
         make -C "$src" -s all "$@"
@@ -38,7 +58,7 @@ if [ "$(id -u)" = 0 ]; then
     echo "== build and install (PostgreSQL $PG_MAJOR)"
     build
     citus_build=0
-    case " ${VG_SUITES:-citus} " in
+    case " $VG_SUITES " in
         *" citus "*)
             echo "== Citus (test/citus/build.sh)"
             "$src/test/citus/build.sh" || citus_build=1 ;;
@@ -64,14 +84,28 @@ if [ "$(id -u)" = 0 ]; then
             [ "$(wc -l <"$work/counts")" != "$before" ] || echo "0 1" >>"$work/counts"
         fi
     }
-    as_postgres
-    # HMAC-SHA-256 has a second implementation, for an OpenSSL without its
-    # deprecated SHA-256 functions (vg_crypto.c): the regression suite again
-    # with that one, then the default build back in place
-    echo "== build and install with -DVG_HMAC_EVP"
-    build PG_CPPFLAGS=-DVG_HMAC_EVP
-    as_postgres VG_SUITES=regress
-    build
+    if [ -n "$VG_SUITES" ]; then
+        as_postgres
+        # HMAC-SHA-256 has a second implementation, for an OpenSSL without its
+        # deprecated SHA-256 functions (vg_crypto.c): the regression suite again
+        # with that one, then the default build back in place
+        echo "== build and install with -DVG_HMAC_EVP"
+        build PG_CPPFLAGS=-DVG_HMAC_EVP
+        as_postgres VG_SUITES=regress
+        build
+    fi
+    if [ "$package" = 1 ]; then
+        echo "== package"
+        rc=0
+        VG_TEST_PORT="$port" "$src/test/package.sh" 2>&1 | tee "$work/package.log" || rc=$?
+        ok=$(grep -Ec '^ok [0-9]+ ' "$work/package.log" || true)
+        bad=$(grep -Ec '^not ok [0-9]+ ' "$work/package.log" || true)
+        if [ "$rc" != 0 ]; then
+            status=$rc
+            [ "$bad" != 0 ] || bad=1
+        fi
+        echo "$ok $bad" >>"$work/counts"
+    fi
     echo
     awk '{ p += $1; f += $2 } END { printf "vote_guard tests: %d passed, %d failed\n", p, f }' \
         "$work/counts"
@@ -106,9 +140,12 @@ run_suite() {
     local log="$tmp/$name.log" rc=0
     echo "== $name"
     "$@" >"$log" 2>&1 || rc=$?
-    grep -E '^(test |ok |not ok |    |t/|test/t/|Files=|Result:|All tests|# )|tests? (passed|failed)' "$log" || true
+    grep -E '^(test |ok |not ok |    |t/|test/t/|Files=|Result:|All tests|# |layers: )|tests? (passed|failed)' "$log" || true
     local ok bad
-    if [ "$name" = tap ]; then
+    if [ "$name" = layers ]; then
+        ok=$([ "$rc" = 0 ] && echo 1 || echo 0)
+        bad=$([ "$rc" = 0 ] && echo 0 || echo 1)
+    elif [ "$name" = tap ]; then
         ok=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$log" | tail -n 1)
         ok=${ok:-0}
         bad=$( (grep -Eo 'Failed [0-9]+/[0-9]+ subtests' "$log" || true) |
@@ -138,12 +175,15 @@ run_suite() {
 }
 
 mk=(make -s installcheck)
-for suite in ${VG_SUITES:-regress isolation tap citus}; do
+for suite in ${VG_SUITES:-$default_suites}; do
     case $suite in
+        layers)    run_suite layers    ./test/layers.sh ;;
         regress)   run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS= ;;
         isolation) run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS= ;;
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
+        clients)   run_suite clients   test/clients/run.sh ;;
         citus)     run_suite citus     test/citus/run.sh "$((port + 1))" ;;
+        package)   echo "the package suite runs as root (test/package.sh)" >&2; exit 2 ;;
         *) echo "unknown suite: $suite" >&2; exit 2 ;;
     esac
 done
