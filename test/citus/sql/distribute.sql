@@ -193,6 +193,24 @@ SELECT :R FROM vote_guard.cast_vote(:cv, 1, '192.0.2.15');
 SELECT * FROM vote_guard.verify(:cw);
 \c regression - :worker_host :coordinator_port
 
+-- the owner's own writes through the coordinator: the triggers on the
+-- shards keep the policy, the entries and the counters
+SELECT vote_guard.create_contest('owner writes', dedupe_on => '{user}') AS co \gset
+SELECT vote_guard.add_entry(:co, 1), vote_guard.add_entry(:co, 2), vote_guard.add_entry(:co, 3);
+INSERT INTO vote_guard.votes (contest_id, entry_id, user_id) VALUES (:co, 1, 'u1');
+INSERT INTO vote_guard.votes (contest_id, entry_id, user_id) VALUES (:co, 1, 'u2'), (:co, 2, 'u3');
+\set VERBOSITY sqlstate
+INSERT INTO vote_guard.votes (contest_id, entry_id, user_id) VALUES (:co, 2, 'u1');
+INSERT INTO vote_guard.votes (contest_id, entry_id, user_id) VALUES (:co, 9, 'u9');
+DELETE FROM vote_guard.entries WHERE contest_id = :co AND entry_id = 1;
+\set VERBOSITY default
+UPDATE vote_guard.votes SET entry_id = 2 WHERE contest_id = :co AND user_id = 'u1';
+DELETE FROM vote_guard.votes WHERE contest_id = :co AND user_id = 'u2';
+DELETE FROM vote_guard.entries WHERE contest_id = :co AND entry_id = 3;
+SELECT * FROM vote_guard.verify(:co);
+SELECT :R FROM vote_guard.cast_vote(:co, 3, NULL, 'u7');
+SELECT :R FROM vote_guard.cast_vote(:co, 1, NULL, 'u3');
+
 -- TRUNCATE votes empties the counters beside every shard
 TRUNCATE vote_guard.votes;
 SELECT * FROM vote_guard.results(:c1);
