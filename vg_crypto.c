@@ -407,15 +407,25 @@ vg_contest_keys_derive(int64 contest_id, int32 secret_version,
 	return entry;
 }
 
+/*
+ * The stored voter keys: the leftmost VG_KEY_LEN bytes of the HMAC, into out
+ * (VG_KEY_LEN bytes).
+ */
 void
 vg_ip_key(VgContestKeys *keys, const VgIpBytes *ip, uint8 *out)
 {
-	hmac_ctx_mac(&keys->ip, ip->data, ip->len, out);
+	uint8		mac[VG_HMAC_LEN];
+
+	hmac_ctx_mac(&keys->ip, ip->data, ip->len, mac);
+	memcpy(out, mac, VG_KEY_LEN);
 }
 
 void
 vg_email_key(VgContestKeys *keys, const char *normalized, uint8 *out)
 {
+	uint8		mac[VG_HMAC_LEN];
+
 	hmac_ctx_mac(&keys->email, (const uint8 *) normalized, strlen(normalized),
-				 out);
+				 mac);
+	memcpy(out, mac, VG_KEY_LEN);
 }

@@ -884,8 +884,10 @@ vg_entry_exists(int64 contest_id, int64 entry_id)
 /*
  * Does an entry about to be removed or renumbered have votes?  First the
  * contest's row is locked, so votes under REPEATABLE READ and SERIALIZABLE
- * (which read it FOR SHARE) finish first or fail.  SPI need not be
- * connected.
+ * (which read it FOR SHARE) finish first or fail.  There is no index on the
+ * votes' entry (it would cost every vote): the contest's votes are read in
+ * primary key order up to the first one for the entry, all of them when it
+ * has none.  SPI need not be connected.
  */
 bool
 vg_entry_has_votes(int64 contest_id, int64 entry_id)
@@ -925,7 +927,7 @@ vg_entry_has_votes(int64 contest_id, int64 entry_id)
 /* the columns of vote_guard.votes, and two of their numbers */
 #define VG_VOTES_NATTS			12
 #define VG_VOTES_VOTE_ID		2
-#define VG_VOTES_CREATED_AT		8
+#define VG_VOTES_CREATED_AT		4
 
 /*
  * The columns of vote_guard.votes, in order; vg_vote_insert takes its values
@@ -935,15 +937,15 @@ static const Oid votes_column_types[VG_VOTES_NATTS] = {
 	INT8OID,					/* contest_id */
 	INT8OID,					/* vote_id: identity */
 	INT8OID,					/* entry_id */
-	BYTEAOID,					/* ip_key */
-	TEXTOID,					/* user_id */
-	BYTEAOID,					/* email_key */
-	TEXTOID,					/* request_id */
 	TIMESTAMPTZOID,				/* created_at: statement_timestamp() */
 	INT4OID,					/* window_no */
 	INT2OID,					/* ip_slot */
 	INT2OID,					/* user_slot */
 	INT2OID,					/* email_slot */
+	BYTEAOID,					/* ip_key */
+	TEXTOID,					/* user_id */
+	BYTEAOID,					/* email_key */
+	TEXTOID,					/* request_id */
 };
 
 /*
@@ -1164,7 +1166,7 @@ vg_vote_insert(int64 contest_id, int64 entry_id, const VgVoter *v,
 {
 	static SPIPlanPtr plan_insert = NULL;
 	/* the statement's parameters: the columns of votes but vote_id, created_at */
-	static const int columns[10] = {1, 3, 4, 5, 6, 7, 9, 10, 11, 12};
+	static const int columns[10] = {1, 3, 9, 10, 11, 12, 5, 6, 7, 8};
 	Datum		args[10];
 	char		nulls[10];
 	Datum		values[VG_VOTES_NATTS];

@@ -28,6 +28,13 @@
 #include "utils/timestamp.h"
 
 #define VG_HMAC_LEN			32	/* SHA-256 output */
+/*
+ * A stored voter key (ip_key, email_key): HMAC-SHA-256 truncated to its
+ * leftmost 128 bits, as RFC 2104 section 5 allows (not less than half the
+ * hash).  Keys only dedupe voters: with 2^64 voters in one contest two of
+ * them would share a key with probability about 2^-1; with 10^9, 1.5e-21.
+ */
+#define VG_KEY_LEN			16
 #define VG_SECRET_LEN		32	/* bytes of a generated secret */
 
 /* cast_vote limits of the contract */

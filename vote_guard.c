@@ -122,14 +122,14 @@ set_refusal(VgResult *res, const VgDecision *d, int64 contest_id, int64 entry_id
 	res->vote_count = vg_entry_count(contest_id, entry_id);
 }
 
-/* bytea Datum of a key */
+/* bytea Datum of a stored voter key */
 static Datum
 key_datum(const uint8 *key)
 {
-	bytea	   *b = palloc(VARHDRSZ + VG_HMAC_LEN);
+	bytea	   *b = palloc(VARHDRSZ + VG_KEY_LEN);
 
-	SET_VARSIZE(b, VARHDRSZ + VG_HMAC_LEN);
-	memcpy(VARDATA(b), key, VG_HMAC_LEN);
+	SET_VARSIZE(b, VARHDRSZ + VG_KEY_LEN);
+	memcpy(VARDATA(b), key, VG_KEY_LEN);
 	return PointerGetDatum(b);
 }
 
@@ -232,7 +232,7 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 	if (v.has[VG_VEC_IP] || v.has[VG_VEC_EMAIL])
 	{
 		VgContestKeys *keys = vg_contest_keys(contest_id, c->secret_version);
-		uint8		key[VG_HMAC_LEN];
+		uint8		key[VG_KEY_LEN];
 
 		if (v.has[VG_VEC_IP])
 		{
@@ -620,7 +620,7 @@ vg_ip_key_fn(PG_FUNCTION_ARGS)
 	inet	   *ip = PG_GETARG_INET_PP(1);
 	const KeySettings *ks;
 	VgIpBytes	ipb;
-	uint8		key[VG_HMAC_LEN];
+	uint8		key[VG_KEY_LEN];
 
 	if (!vg_inet_is_host(ip))
 		ereport(ERROR,
@@ -643,7 +643,7 @@ vg_email_key_fn(PG_FUNCTION_ARGS)
 	text	   *email = PG_GETARG_TEXT_PP(1);
 	const KeySettings *ks;
 	char	   *norm;
-	uint8		key[VG_HMAC_LEN];
+	uint8		key[VG_KEY_LEN];
 
 	norm = vg_normalize_email_cstr(VARDATA_ANY(email), VARSIZE_ANY_EXHDR(email));
 	if (norm == NULL)

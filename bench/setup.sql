@@ -180,7 +180,6 @@ CREATE INDEX ON bench_naive.votes (contest_id, ip_key, window_no, ip_slot) WHERE
 CREATE INDEX ON bench_naive.votes (contest_id, user_id, window_no, user_slot) WHERE user_id IS NOT NULL;
 CREATE INDEX ON bench_naive.votes (contest_id, email_key, window_no, email_slot) WHERE email_key IS NOT NULL;
 CREATE INDEX ON bench_naive.votes (contest_id, request_id) WHERE request_id IS NOT NULL;
-CREATE INDEX ON bench_naive.votes (contest_id, entry_id);
 INSERT INTO bench_naive.entries (contest_id, entry_id)
 SELECT contest_id, entry_id FROM vote_guard.entries;
 

@@ -79,7 +79,7 @@ SELECT vote_guard.create_contest('hashing a') AS ca \gset
 SELECT vote_guard.create_contest('hashing b') AS cb \gset
 SELECT vote_guard.create_contest('hashing w', ipv4_prefix => 24, ipv6_prefix => 48) AS cw \gset
 
--- same voter, same key; keys are 32 bytes
+-- same voter, same key; keys are 16 bytes (HMAC-SHA-256 truncated to 128 bits)
 SELECT vote_guard.ip_key(:ca, '192.0.2.1') = vote_guard.ip_key(:ca, '192.0.2.1') AS ip_stable,
        vote_guard.email_key(:ca, 'voter@example.com')
          = vote_guard.email_key(:ca, 'voter@example.com') AS email_stable,

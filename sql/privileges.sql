@@ -193,15 +193,16 @@ DELETE FROM vote_guard.secrets WHERE version = 1;
 SELECT version, octet_length(ip_secret) AS ip_len FROM vote_guard.secrets ORDER BY version;
 
 -- a contest's keys are HMACs under keys derived from its secret version:
--- HMAC(secret, label || contest_id as 8 bytes big-endian).  The derivation
--- is part of the stored data: changing it would orphan every stored key.
+-- HMAC(secret, label || contest_id as 8 bytes big-endian), truncated to
+-- their first 16 bytes.  The derivation is part of the stored data:
+-- changing it would orphan every stored key.
 CREATE TEMP VIEW derived AS
 SELECT ct.id, ct.secret_version, s.version,
-       vote_guard.hmac_sha256('\x3420c000020a'::bytea,    -- '4', /32, 192.0.2.10
-           vote_guard.hmac_sha256('vote_guard/ip/v1'::bytea || int8send(ct.id), s.ip_secret))
+       substring(vote_guard.hmac_sha256('\x3420c000020a'::bytea,    -- '4', /32, 192.0.2.10
+           vote_guard.hmac_sha256('vote_guard/ip/v1'::bytea || int8send(ct.id), s.ip_secret)) FROM 1 FOR 16)
          = vote_guard.ip_key(ct.id, '192.0.2.10') AS ip_key_matches,
-       vote_guard.hmac_sha256(convert_to('voter1@example.com', 'UTF8'),
-           vote_guard.hmac_sha256('vote_guard/email/v1'::bytea || int8send(ct.id), s.email_secret))
+       substring(vote_guard.hmac_sha256(convert_to('voter1@example.com', 'UTF8'),
+           vote_guard.hmac_sha256('vote_guard/email/v1'::bytea || int8send(ct.id), s.email_secret)) FROM 1 FOR 16)
          = vote_guard.email_key(ct.id, 'Voter1@Example.com') AS email_key_matches
   FROM vote_guard.contests ct, vote_guard.secrets s;
 

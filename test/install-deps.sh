@@ -11,7 +11,8 @@ wanted=(
     "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-client-$PG_MAJOR"
     libssl-dev
     libipc-run-perl        # TAP tests (PostgreSQL::Test::Cluster)
-    # the client examples and their tests (test/clients/run.sh)
+    # the client examples and their tests (test/clients/run.sh); psycopg also
+    # for the clients of test/t/007_fault_storm.pl
     pgbouncer python3-psycopg python3-psycopg-pool nodejs
     "$@"
 )

@@ -28,7 +28,10 @@
 # Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432; PgBouncer's
 # socket takes the next number), VG_SUITES (default "layers regress isolation
 # tap clients citus", and "package" as root), VG_HTTP_PORT (default 18080: the
-# examples listen on 127.0.0.1, on it and the next 7 ports).
+# examples listen on 127.0.0.1, on it and the next 7 ports), VG_SERVER_ENV
+# (VAR=value words put into the server's environment only: test/sanitize.sh
+# preloads the sanitizer runtime with it), VG_SERVER_LOG (a file to copy the
+# server's log to at the end).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -116,6 +119,7 @@ bindir=$("$PG_CONFIG" --bindir)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_cluster.XXXXXX")
 cleanup() {
     "$bindir/pg_ctl" -D "$tmp/data" -m immediate stop >/dev/null 2>&1 || true
+    [ -z "${VG_SERVER_LOG:-}" ] || cp "$tmp/server.log" "$VG_SERVER_LOG" || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -124,7 +128,8 @@ echo "== throwaway cluster (PostgreSQL $("$bindir/postgres" -V | awk '{print $3}
 "$bindir/initdb" -D "$tmp/data" -A trust -U "$(id -un)" -E UTF8 --locale=C.UTF-8 --no-sync \
     >"$tmp/initdb.log" 2>&1 \
     || { cat "$tmp/initdb.log"; exit 1; }
-"$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w \
+# shellcheck disable=SC2086 # VG_SERVER_ENV is a list of words
+env ${VG_SERVER_ENV:-} "$bindir/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w \
     -o "-p $port -k $tmp -c listen_addresses='' -c max_connections=150 -c fsync=off" \
     start >/dev/null || { cat "$tmp/server.log"; exit 1; }
 export PGHOST=$tmp PGPORT=$port PGUSER=$(id -un)
