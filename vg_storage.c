@@ -25,6 +25,12 @@
  * rarer statements (a voter's votes under a policy, change and retract,
  * the owner's writes) are kept plans with generic plans (vg_utils.c).
  *
+ * On Citus (vote_guard.distribute()) entries, counters and votes are
+ * distributed tables whose rows live in shards, one relation per shard
+ * (votes_102008 ...): the fast paths open the shard that holds the
+ * contest's rows on this node (see "Citus shards" below); the statements
+ * name the tables and Citus routes them.
+ *
  * Per-backend caches (READ COMMITTED only) are emptied by relcache
  * invalidations of their table, which one callback below routes: a change
  * to a contest row or to an entry's key, and any insert or delete of
@@ -46,8 +52,10 @@
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/pg_am_d.h"
+#include "catalog/pg_namespace_d.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type_d.h"
+#include "access/skey.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
@@ -90,10 +98,21 @@ struct VgTable
 	Oid			pkey;			/* set by table_open_checked */
 	bool		as_created;		/* what check said of it */
 	Oid			seqid;			/* votes: the sequence of vote_id */
+	/* Citus: the rows are in shards (see "Citus shards") */
+	bool		distributed;	/* set when relid is looked up */
+	bool		table_as_created;	/* distributed: check on the table */
+	Oid			table_seqid;	/* distributed: votes' sequence, the table's */
+	HTAB	   *shards;			/* contest_id -> VgShard, or NULL */
+	uint32		generation;		/* counts the callback's flushes */
 };
 
 static bool counters_as_created(VgTable *t, Relation rel);
 static bool votes_as_created(VgTable *t, Relation rel);
+static bool votes_shape_ok(Relation rel, bool shard);
+static bool citus_distributed(Oid relid);
+static Relation table_open_local(VgTable *t, LOCKMODE lockmode);
+static Relation shard_open_checked(VgTable *t, int64 contest_id,
+								   LOCKMODE lockmode);
 static void contest_cache_flush(void);
 static void entry_cache_flush(void);
 
@@ -124,6 +143,12 @@ tables_callback(Datum arg, Oid relid)
 		t->relid = InvalidOid;
 		if (t->flush != NULL)
 			t->flush();
+		if (t->shards != NULL)
+		{
+			hash_destroy(t->shards);
+			t->shards = NULL;
+		}
+		t->generation++;
 	}
 }
 
@@ -145,19 +170,54 @@ table_watch(VgTable *t)
 		t->relid = vg_table_relid(t->relname);
 }
 
+/*
+ * Every backend forgets what it cached of rel's rows when this commits.  A
+ * trigger that fires on a Citus shard of one of the tables (contests_102040
+ * ...) invalidates the table too: the caches listen to the table.
+ */
 void
 vg_cache_invalidate(Relation rel)
 {
+	const char *name = RelationGetRelationName(rel);
+	size_t		i;
+
 	CacheInvalidateRelcache(rel);
+	for (i = 0; i < lengthof(all_tables); i++)
+	{
+		size_t		len = strlen(all_tables[i]->relname);
+		Oid			relid;
+
+		if (strncmp(name, all_tables[i]->relname, len) != 0 || name[len] != '_' ||
+			strspn(name + len + 1, "0123456789") != strlen(name + len + 1) ||
+			name[len + 1] == '\0')
+			continue;
+		relid = vg_table_relid(all_tables[i]->relname);
+		if (OidIsValid(relid) && relid != RelationGetRelid(rel) &&
+			RelationGetNamespace(rel) == get_rel_namespace(relid))
+			CacheInvalidateRelcacheByRelid(relid);
+	}
 }
 
 /*
- * Open a table (lock kept to the end of the transaction) and, when it was
- * looked up again, decide what its check says of it: any change to the
- * table causes that.
+ * Open the relation that holds contest_id's rows of a table (lock kept to
+ * the end of the transaction): the table itself, or on Citus its shard on
+ * this node.  When the table was looked up again, decide what its check
+ * says of it: any change to the table causes that.
  */
 static Relation
-table_open_checked(VgTable *t, LOCKMODE lockmode)
+table_open_checked(VgTable *t, int64 contest_id, LOCKMODE lockmode)
+{
+	Relation	rel = table_open_local(t, lockmode);
+
+	if (likely(!t->distributed))
+		return rel;
+	table_close(rel, NoLock);
+	return shard_open_checked(t, contest_id, lockmode);
+}
+
+/* table_open_checked for the table itself. */
+static Relation
+table_open_local(VgTable *t, LOCKMODE lockmode)
 {
 	Relation	rel;
 
@@ -189,8 +249,235 @@ table_open_checked(VgTable *t, LOCKMODE lockmode)
 		elog(ERROR, "vote_guard.%s has no primary key", t->relname);
 	t->pkey = rel->rd_pkindex;
 	t->as_created = t->check != NULL && t->check(t, rel);
+	t->distributed = citus_distributed(RelationGetRelid(rel));
+	t->table_as_created = t->as_created;
+	t->table_seqid = t->seqid;
 	t->relid = RelationGetRelid(rel);
 	return rel;
+}
+
+/* ----------------------------------------------------------------
+ *		Citus shards
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Is relid a Citus distributed table: a row of pg_dist_partition?  Read
+ * from the catalog itself, so that vote_guard builds and loads without
+ * Citus; the catalog's first column, logicalrelid, is the table.  Asked
+ * only when the table is looked up again.
+ */
+static bool
+citus_distributed(Oid relid)
+{
+	Oid			catalog = get_relname_relid("pg_dist_partition",
+											PG_CATALOG_NAMESPACE);
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	bool		found;
+
+	if (!OidIsValid(catalog))
+		return false;
+	rel = table_open(catalog, AccessShareLock);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* Where a contest's rows of a distributed table are, per backend. */
+typedef struct VgShard
+{
+	int64		contest_id;		/* hash key */
+	uint64		lock_key;		/* Citus's metadata lock of the shard group */
+	Oid			relid;			/* the shard on this node, or InvalidOid */
+	bool		checked;		/* the fields below are set */
+	Oid			pkey;
+	bool		as_created;
+	Oid			seqid;
+} VgShard;
+
+#define SHARD_CACHE_MAX		10000
+
+/*
+ * Citus's lock on the placement metadata of a hash-distributed shard: an
+ * advisory lock on (shard index, colocation id) of class 8
+ * (ADV_LOCKTAG_CLASS_CITUS_COLOCATED_SHARDS_METADATA), one for the shards
+ * of a contest in all four tables.  A shard move takes it in ExclusiveLock
+ * on every node with metadata before it copies (block_writes) or before
+ * the final catch-up (logical replication), and until it has switched the
+ * placements (BlockWritesToShardList); Citus's own writers take it in
+ * ShareLock.
+ */
+#define CITUS_COLOCATED_SHARDS_METADATA_LOCK_CLASS	8
+
+/*
+ * The shard of distributed table relid that holds contest_id's rows (the
+ * key of its metadata lock in *lock_key), if this node has a placement of
+ * it; else InvalidOid.
+ * Citus's SQL API and catalogs: the shard for the value, its placement in
+ * this node's group, the shard's relation (table name and shard id).  SPI
+ * need not be connected.
+ */
+static Oid
+citus_shard_relid(Oid relid, int64 contest_id, uint64 *lock_key)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		args[2] = {ObjectIdGetDatum(relid), Int64GetDatum(contest_id)};
+	Oid			shard = InvalidOid;
+	bool		isnull;
+	Datum		d;
+
+	vg_spi_connect();
+	if (plan == NULL)
+	{
+		Oid			argtypes[2] = {REGCLASSOID, INT8OID};
+
+		plan = vg_prepare_kept(
+			"SELECT pg_catalog.to_regclass(pg_catalog.shard_name($1, s.shardid)),"
+			"       ((SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_shard o"
+			"          WHERE o.logicalrelid OPERATOR(pg_catalog.=) $1"
+			"            AND o.shardminvalue::pg_catalog.int4 OPERATOR(pg_catalog.<)"
+			"                s.shardminvalue::pg_catalog.int4)"
+			"        OPERATOR(pg_catalog.<<) 32)"
+			"       OPERATOR(pg_catalog.|)"
+			"       (SELECT d.colocationid FROM pg_catalog.pg_dist_partition d"
+			"         WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1)"
+			"  FROM pg_catalog.pg_dist_shard s, pg_catalog.pg_dist_placement p"
+			" WHERE s.shardid OPERATOR(pg_catalog.=)"
+			"       pg_catalog.get_shard_id_for_distribution_column($1, $2)"
+			"   AND p.shardid OPERATOR(pg_catalog.=) s.shardid"
+			"   AND p.groupid OPERATOR(pg_catalog.=)"
+			"       (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)",
+			2, argtypes);
+	}
+	vg_execute(plan, args, NULL, SPI_OK_SELECT, 1);
+	if (SPI_processed > 0)
+	{
+		d = vg_spi_value(0, 1, &isnull);
+		if (!isnull)
+			shard = DatumGetObjectId(d);
+		*lock_key = (uint64) DatumGetInt64(vg_spi_value(0, 2, &isnull));
+	}
+	SPI_finish();
+	return shard;
+}
+
+/*
+ * table_open_checked for a distributed table: the contest's shard on this
+ * node, from the backend's cache or looked up.  Any change to the table's
+ * Citus metadata (a shard moved, split or dropped, a placement added) sends
+ * a relcache invalidation of the table (Citus's metadata triggers and
+ * functions), which empties the cache; one that comes with a lock taken
+ * here makes it look again.  A contest whose shard is not on this node is
+ * an error: its votes are written where its shard is.
+ *
+ * A write first takes Citus's metadata lock of the shard in ShareLock, as Citus's
+ * own writers do (a delegated function call does not: Citus plans it as a
+ * read): a move of the shard waits for this transaction, and a write that
+ * waited for a move finds the placement gone (the invalidation comes with
+ * the shard's lock) instead of writing into the relation the move leaves
+ * behind for deferred cleanup.
+ */
+static Relation
+shard_open_checked(VgTable *t, int64 contest_id, LOCKMODE lockmode)
+{
+	int			attempt;
+
+	for (attempt = 0;; attempt++)
+	{
+		VgShard		shard;
+		VgShard    *cached;
+		Relation	rel;
+		uint32		generation;
+
+		if (attempt > 0)
+		{
+			/* the table itself again: looked up again, locked */
+			rel = table_open_local(t, lockmode);
+			table_close(rel, NoLock);
+			if (!t->distributed)
+				return table_open_local(t, lockmode);
+		}
+		generation = t->generation;
+		if (t->shards != NULL &&
+			(cached = hash_search(t->shards, &contest_id, HASH_FIND, NULL)) != NULL)
+			shard = *cached;
+		else
+		{
+			memset(&shard, 0, sizeof(shard));
+			shard.contest_id = contest_id;
+			shard.relid = citus_shard_relid(t->relid, contest_id, &shard.lock_key);
+		}
+		if (!OidIsValid(shard.relid))
+		{
+			if (generation != t->generation && attempt < 3)
+				continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("contest " INT64_FORMAT " of vote_guard.%s is not on this node",
+							contest_id, t->relname),
+					 errdetail("vote_guard.%s is distributed by Citus and this node has no placement of the contest's shard.",
+							   t->relname),
+					 errhint("Call the vote_guard function alone in a statement (SELECT * FROM vote_guard.cast_vote(...)) so that Citus runs it on the contest's node.")));
+		}
+		if (lockmode != AccessShareLock)
+		{
+			vg_advisory_xact_lock(shard.lock_key,
+								  CITUS_COLOCATED_SHARDS_METADATA_LOCK_CLASS,
+								  ShareLock);
+			/* a move committed while this waited: hear it now */
+			AcceptInvalidationMessages();
+		}
+		rel = try_table_open(shard.relid, lockmode);
+		if (rel == NULL || generation != t->generation)
+		{
+			/* dropped, or the metadata changed while the lock was awaited */
+			if (rel != NULL)
+				table_close(rel, lockmode);
+			if (attempt < 3)
+			{
+				if (t->shards != NULL)
+					hash_search(t->shards, &contest_id, HASH_REMOVE, NULL);
+				continue;
+			}
+			elog(ERROR, "vote_guard.%s: the shard of contest " INT64_FORMAT " keeps moving",
+				 t->relname, contest_id);
+		}
+		if (!shard.checked)
+		{
+			list_free(RelationGetIndexList(rel));
+			if (!OidIsValid(rel->rd_pkindex))
+				elog(ERROR, "%s has no primary key", RelationGetRelationName(rel));
+			shard.pkey = rel->rd_pkindex;
+			if (t == &votes_table)
+			{
+				/* the vote id comes from the table's sequence */
+				shard.as_created = t->table_as_created && votes_shape_ok(rel, true);
+				shard.seqid = t->table_seqid;
+			}
+			else
+				shard.as_created = t->check != NULL && t->check(t, rel);
+			shard.checked = true;
+		}
+		if (t->shards == NULL || hash_get_num_entries(t->shards) >= SHARD_CACHE_MAX)
+		{
+			if (t->shards != NULL)
+				hash_destroy(t->shards);
+			t->shards = vg_backend_cache_create("vote_guard shards", sizeof(int64),
+												sizeof(VgShard), 64);
+		}
+		cached = hash_search(t->shards, &contest_id, HASH_ENTER, NULL);
+		*cached = shard;
+		t->pkey = shard.pkey;
+		t->as_created = shard.as_created;
+		t->seqid = shard.seqid;
+		return rel;
+	}
 }
 
 /* Scan the rows whose key starts with (contest_id, entry_id). */
@@ -569,7 +856,7 @@ vg_entry_exists(int64 contest_id, int64 entry_id)
 		hash_search(entry_cache, &key, HASH_FIND, NULL) != NULL)
 		return true;
 
-	rel = table_open_checked(&entries_table, AccessShareLock);
+	rel = table_open_checked(&entries_table, contest_id, AccessShareLock);
 	found = entry_visible(rel, contest_id, entry_id, push_statement_snapshot(),
 						  &own);
 	PopActiveSnapshot();
@@ -679,12 +966,49 @@ static const Oid votes_column_types[VG_VOTES_NATTS] = {
 static bool
 votes_as_created(VgTable *t, Relation rel)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-	Oid			schema = RelationGetNamespace(rel);
 	Node	   *def;
-	int			i;
 
 	t->seqid = InvalidOid;
+	if (!votes_shape_ok(rel, false))
+		return false;
+	def = build_column_default(rel, VG_VOTES_VOTE_ID);
+	if (def == NULL || !IsA(def, NextValueExpr))
+		return false;
+	t->seqid = ((NextValueExpr *) def)->seqid;
+	def = build_column_default(rel, VG_VOTES_CREATED_AT);
+	if (def == NULL || !IsA(def, FuncExpr) ||
+		((FuncExpr *) def)->funcid != F_STATEMENT_TIMESTAMP)
+		return false;
+	return true;
+}
+
+/* Is trigger name vote_guard's name, or on a Citus shard name_<shard id>? */
+static bool
+trigger_named(const char *tgname, const char *name, bool shard)
+{
+	size_t		len = strlen(name);
+
+	if (strncmp(tgname, name, len) != 0)
+		return false;
+	if (tgname[len] == '\0')
+		return true;
+	return shard && tgname[len] == '_' && tgname[len + 1] != '\0' &&
+		strspn(tgname + len + 1, "0123456789") == strlen(tgname + len + 1);
+}
+
+/*
+ * votes_as_created but for the column defaults: a heap with vote_guard's
+ * columns, without row security or rules, whose only insert triggers are
+ * vote_guard's own.  A Citus shard (shard) has no defaults of its own: the
+ * table's are checked on the table, and its triggers carry the shard id.
+ */
+static bool
+votes_shape_ok(Relation rel, bool shard)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Oid			schema = RelationGetNamespace(rel);
+	int			i;
+
 	if (rel->rd_rel->relam != HEAP_TABLE_AM_OID ||
 		rel->rd_rel->relkind != RELKIND_RELATION ||
 		rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity ||
@@ -698,21 +1022,13 @@ votes_as_created(VgTable *t, Relation rel)
 			att->attgenerated != '\0')
 			return false;
 	}
-	def = build_column_default(rel, VG_VOTES_VOTE_ID);
-	if (def == NULL || !IsA(def, NextValueExpr))
-		return false;
-	t->seqid = ((NextValueExpr *) def)->seqid;
-	def = build_column_default(rel, VG_VOTES_CREATED_AT);
-	if (def == NULL || !IsA(def, FuncExpr) ||
-		((FuncExpr *) def)->funcid != F_STATEMENT_TIMESTAMP)
-		return false;
 	for (i = 0; rel->trigdesc != NULL && i < rel->trigdesc->numtriggers; i++)
 	{
 		Trigger    *trig = &rel->trigdesc->triggers[i];
 
 		if (TRIGGER_FOR_INSERT(trig->tgtype) &&
-			((strcmp(trig->tgname, "votes_counters") != 0 &&
-			  strcmp(trig->tgname, "votes_policy") != 0) ||
+			((!trigger_named(trig->tgname, "votes_counters", shard) &&
+			  !trigger_named(trig->tgname, "votes_policy", shard)) ||
 			 get_func_namespace(trig->tgfoid) != schema))
 			return false;
 	}
@@ -757,7 +1073,8 @@ check_conflict_visible(Relation rel, ItemPointer tid)
 static bool
 vote_insert_direct(Datum *values, bool *isnull, bool *inserted, int64 *vote_id)
 {
-	Relation	rel = table_open_checked(&votes_table, RowExclusiveLock);
+	Relation	rel = table_open_checked(&votes_table, DatumGetInt64(values[0]),
+											  RowExclusiveLock);
 	EState	   *estate;
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;
@@ -1280,7 +1597,8 @@ counter_version_visible(SysScanDesc scan, HeapTuple tup, Snapshot snapshot)
 int64
 vg_entry_count(int64 contest_id, int64 entry_id)
 {
-	Relation	rel = table_open_checked(&counters_table, AccessShareLock);
+	Relation	rel = table_open_checked(&counters_table, contest_id,
+											  AccessShareLock);
 	SysScanDesc scan;
 	HeapTuple	tup;
 	int64		sum = 0;
@@ -1398,7 +1716,7 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 
 	StaticAssertStmt(VG_COUNTER_SLOTS <= 32, "counter slots must fit in a uint32");
 	*new_slot = counter_slot();
-	rel = table_open_checked(&counters_table, RowExclusiveLock);
+	rel = table_open_checked(&counters_table, contest_id, RowExclusiveLock);
 
 	/*
 	 * What the executor checks of a planned UPDATE on every call: the user's

@@ -309,6 +309,16 @@ AS $$
 DECLARE
     existing vote_guard.secrets;
 BEGIN
+    /*
+     * On a Citus shard of the reference table (vote_guard.distribute()) the
+     * coordinator has decided: the row goes in, and the primary key refuses
+     * a version that is already there.  Reading vote_guard.secrets here
+     * would read the table, not this shard: during create_reference_table
+     * it found the row being copied and dropped it.
+     */
+    IF TG_RELID OPERATOR(pg_catalog.<>) 'vote_guard.secrets'::pg_catalog.regclass THEN
+        RETURN NEW;
+    END IF;
     SELECT * INTO existing FROM vote_guard.secrets s
      WHERE s.version OPERATOR(pg_catalog.=) NEW.version;
     IF NOT FOUND THEN
@@ -475,6 +485,7 @@ AS $$
 DECLARE
     new_id bigint;
     bad_dedupe boolean;
+    latest_secret integer;
 BEGIN
     IF name IS NULL OR name OPERATOR(pg_catalog.=) '' THEN
         RAISE EXCEPTION 'contest name must not be empty'
@@ -573,6 +584,10 @@ BEGIN
                   HINT = 'Add ''user'' to dedupe_on (and consider require_user).';
     END IF;
 
+    -- the secret version first: Citus refuses the subquery below in a
+    -- query that also reads the secrets, a reference table
+    SELECT pg_catalog.max(s.version) INTO latest_secret FROM vote_guard.secrets s;
+
     INSERT INTO vote_guard.contests
         (name, opens_at, closes_at, dedupe_on, ipv4_prefix, ipv6_prefix,
          require_user, votes_per_voter, per_entry_limit, vote_window, cooldown,
@@ -583,8 +598,7 @@ BEGIN
            create_contest.require_user, create_contest.votes_per_voter,
            create_contest.per_entry_limit, create_contest.vote_window,
            create_contest.cooldown, create_contest.allow_change,
-           pg_catalog.max(s.version)
-      FROM vote_guard.secrets s
+           latest_secret
     RETURNING id INTO new_id;
 
     RETURN new_id;
@@ -626,10 +640,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     closed timestamptz;
+    -- a value, not a call: Citus refuses a volatile function in COALESCE
+    now_ts timestamptz := pg_catalog.statement_timestamp();
 BEGIN
     -- the contests trigger waits for votes in flight before the row changes
     UPDATE vote_guard.contests c
-       SET closed_at = COALESCE(c.closed_at, pg_catalog.statement_timestamp())
+       SET closed_at = COALESCE(c.closed_at, now_ts)
      WHERE c.id OPERATOR(pg_catalog.=) close_contest.contest_id
     RETURNING c.closed_at INTO closed;
     IF NOT FOUND THEN
@@ -648,13 +664,17 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     new_version integer;
+    new_ip_secret bytea := vote_guard.random_secret();
+    new_email_secret bytea := vote_guard.random_secret();
 BEGIN
     LOCK TABLE vote_guard.secrets IN SHARE ROW EXCLUSIVE MODE;
+    SELECT COALESCE(pg_catalog.max(s.version), 0) OPERATOR(pg_catalog.+) 1
+      INTO new_version
+      FROM vote_guard.secrets s;
+    -- values, not calls, so that every copy of a Citus reference table gets
+    -- the same secrets
     INSERT INTO vote_guard.secrets (version, ip_secret, email_secret)
-    SELECT COALESCE(pg_catalog.max(s.version), 0) OPERATOR(pg_catalog.+) 1,
-           vote_guard.random_secret(), vote_guard.random_secret()
-      FROM vote_guard.secrets s
-    RETURNING version INTO new_version;
+    VALUES (new_version, new_ip_secret, new_email_secret);
     RETURN new_version;
 END
 $$;
@@ -665,45 +685,245 @@ COMMENT ON FUNCTION vote_guard.rotate_secrets() IS
 
 CREATE FUNCTION vote_guard.results(contest_id bigint)
 RETURNS TABLE (entry_id bigint, label text, votes bigint)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT e.entry_id, e.label,
-           COALESCE((SELECT pg_catalog.sum(k.votes)
-                                  FROM vote_guard.counters k
-                                 WHERE k.contest_id OPERATOR(pg_catalog.=) e.contest_id
-                                   AND k.entry_id OPERATOR(pg_catalog.=) e.entry_id), 0)::bigint
+BEGIN
+    -- PL/pgSQL and every table filtered by the contest: Citus routes this
+    -- query to the contest's shards (it cannot plan a SQL function's
+    -- parameters, nor a subquery correlated by a column)
+    RETURN QUERY
+    SELECT e.entry_id, e.label, COALESCE(pg_catalog.sum(k.votes), 0)::bigint
       FROM vote_guard.entries e
+      LEFT JOIN vote_guard.counters k
+        ON k.contest_id OPERATOR(pg_catalog.=) results.contest_id
+       AND k.entry_id OPERATOR(pg_catalog.=) e.entry_id
      WHERE e.contest_id OPERATOR(pg_catalog.=) results.contest_id
-     ORDER BY 3 DESC, 1
+     GROUP BY e.entry_id, e.label
+     ORDER BY 3 DESC, 1;
+END
 $$;
 
 CREATE FUNCTION vote_guard.verify(contest_id bigint)
 RETURNS TABLE (entry_id bigint, counted bigint, actual bigint, drift bigint)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT e.entry_id, c.counted, COALESCE(a.actual, 0),
-           c.counted OPERATOR(pg_catalog.-) COALESCE(a.actual, 0)
+BEGIN
+    -- as results(): every table filtered by the contest
+    RETURN QUERY
+    SELECT e.entry_id, COALESCE(k.counted, 0)::bigint, COALESCE(v.actual, 0)::bigint,
+           (COALESCE(k.counted, 0) OPERATOR(pg_catalog.-) COALESCE(v.actual, 0))::bigint
       FROM vote_guard.entries e
-     CROSS JOIN LATERAL (
-           SELECT COALESCE(pg_catalog.sum(k.votes), 0)::bigint AS counted
-             FROM vote_guard.counters k
-            WHERE k.contest_id OPERATOR(pg_catalog.=) e.contest_id
-              AND k.entry_id OPERATOR(pg_catalog.=) e.entry_id) c
-      -- the contest's votes in one pass (by its primary key range), not one
-      -- lookup per entry
-      LEFT JOIN (
-           SELECT v.entry_id, pg_catalog.count(*) AS actual
-             FROM vote_guard.votes v
-            WHERE v.contest_id OPERATOR(pg_catalog.=) verify.contest_id
-            GROUP BY v.entry_id) a
-        ON a.entry_id OPERATOR(pg_catalog.=) e.entry_id
+      LEFT JOIN (SELECT k1.entry_id AS eid, pg_catalog.sum(k1.votes) AS counted
+                   FROM vote_guard.counters k1
+                  WHERE k1.contest_id OPERATOR(pg_catalog.=) verify.contest_id
+                  GROUP BY k1.entry_id) k
+        ON k.eid OPERATOR(pg_catalog.=) e.entry_id
+      LEFT JOIN (SELECT v1.entry_id AS eid, pg_catalog.count(*) AS actual
+                   FROM vote_guard.votes v1
+                  WHERE v1.contest_id OPERATOR(pg_catalog.=) verify.contest_id
+                  GROUP BY v1.entry_id) v
+        ON v.eid OPERATOR(pg_catalog.=) e.entry_id
      WHERE e.contest_id OPERATOR(pg_catalog.=) verify.contest_id
-     ORDER BY 1
+     ORDER BY 1;
+END
 $$;
 REVOKE ALL ON FUNCTION vote_guard.verify(bigint) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Scale out with Citus: vote_guard.distribute() on the coordinator
+------------------------------------------------------------------------------
+
+/*
+ * One node's part, run on every node by distribute(): its vote ids and
+ * contest ids come from a range of its own (group g: g * 2^48 + 1 up to
+ * (g + 1) * 2^48 - 1, the coordinator keeps 1 .. 2^48 - 1), as Citus does for
+ * the sequences it creates itself.  These sequences are the extension's own
+ * on every node (CREATE EXTENSION ran there), so Citus leaves them alone.  On
+ * a worker whose tables are not distributed yet, the tables must be empty,
+ * and the secrets its CREATE EXTENSION generated go: the coordinator's
+ * become the only ones.
+ */
+CREATE FUNCTION vote_guard.citus_prepare_node()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    grp bigint := (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g);
+    lo bigint;
+    hi bigint;
+    seq regclass;
+    last bigint;
+BEGIN
+    lo := (grp OPERATOR(pg_catalog.<<) 48) OPERATOR(pg_catalog.+) 1;
+    hi := ((grp OPERATOR(pg_catalog.+) 1) OPERATOR(pg_catalog.<<) 48) OPERATOR(pg_catalog.-) 1;
+    FOREACH seq IN ARRAY ARRAY['vote_guard.votes_vote_id_seq'::pg_catalog.regclass,
+                               'vote_guard.contests_id_seq'::pg_catalog.regclass] LOOP
+        SELECT s.last_value INTO last FROM pg_catalog.pg_sequences s
+         WHERE s.schemaname OPERATOR(pg_catalog.=) 'vote_guard'
+           AND s.sequencename OPERATOR(pg_catalog.=) pg_catalog.split_part(seq::text, '.', 2);
+        IF (SELECT s.seqmin OPERATOR(pg_catalog.=) lo AND s.seqmax OPERATOR(pg_catalog.=) hi
+              FROM pg_catalog.pg_sequence s WHERE s.seqrelid OPERATOR(pg_catalog.=) seq) THEN
+            CONTINUE;           -- done before
+        END IF;
+        IF last IS NULL OR last OPERATOR(pg_catalog.<) lo THEN
+            EXECUTE pg_catalog.format('ALTER SEQUENCE %s START WITH %s RESTART WITH %s MINVALUE %s MAXVALUE %s',
+                                      seq, lo, lo, lo, hi);
+        ELSIF last OPERATOR(pg_catalog.<) hi THEN
+            EXECUTE pg_catalog.format('ALTER SEQUENCE %s START WITH %s MINVALUE %s MAXVALUE %s',
+                                      seq, lo, lo, hi);
+        ELSE
+            RAISE EXCEPTION 'sequence % of node group % is past its range (% to %)', seq, grp, lo, hi
+                USING ERRCODE = 'object_not_in_prerequisite_state';
+        END IF;
+    END LOOP;
+
+    IF grp OPERATOR(pg_catalog.<>) 0
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                        WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'vote_guard.secrets'::pg_catalog.regclass) THEN
+        IF EXISTS (SELECT 1 FROM vote_guard.contests) OR EXISTS (SELECT 1 FROM vote_guard.votes) THEN
+            RAISE EXCEPTION 'this worker has vote_guard contests or votes of its own'
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = 'Distribute from a coordinator whose workers have just run CREATE EXTENSION vote_guard.';
+        END IF;
+        DELETE FROM vote_guard.secrets;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION vote_guard.citus_prepare_node() FROM PUBLIC;
+
+/*
+ * TRUNCATE of a shard of vote_guard.votes (after distribute()): the
+ * counters' shard of the same contests on this node goes too.  The C
+ * trigger would truncate vote_guard.counters, a distributed table, from
+ * inside a shard: Citus refuses nested distributed commands or deadlocks.
+ */
+CREATE FUNCTION vote_guard.votes_truncate_shard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    counters_shard text;
+BEGIN
+    -- Citus truncates the (empty) table on the coordinator too: its
+    -- counters are the shards' business
+    IF TG_RELID OPERATOR(pg_catalog.=) 'vote_guard.votes'::pg_catalog.regclass THEN
+        RETURN NULL;
+    END IF;
+    SELECT pg_catalog.shard_name('vote_guard.counters'::pg_catalog.regclass, k.shardid)
+      INTO counters_shard
+      FROM pg_catalog.pg_dist_shard v
+      JOIN pg_catalog.pg_dist_shard k
+        ON k.logicalrelid OPERATOR(pg_catalog.=) 'vote_guard.counters'::pg_catalog.regclass
+       AND k.shardminvalue OPERATOR(pg_catalog.=) v.shardminvalue
+     WHERE v.logicalrelid OPERATOR(pg_catalog.=) 'vote_guard.votes'::pg_catalog.regclass
+       AND pg_catalog.shard_name('vote_guard.votes'::pg_catalog.regclass, v.shardid)
+           OPERATOR(pg_catalog.=) pg_catalog.format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+    IF counters_shard IS NULL THEN
+        RAISE EXCEPTION 'vote_guard: % is not a shard of vote_guard.votes', TG_RELID::pg_catalog.regclass
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    EXECUTE 'TRUNCATE ' OPERATOR(pg_catalog.||) counters_shard;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION vote_guard.votes_truncate_shard() FROM PUBLIC;
+
+CREATE FUNCTION vote_guard.distribute()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t pg_catalog.regclass;
+    f pg_catalog.regprocedure;
+    failed text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension x
+                    WHERE x.extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION 'vote_guard.distribute() needs the Citus extension in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'On the coordinator, with citus in shared_preload_libraries on every node: CREATE EXTENSION citus, add the workers, CREATE EXTENSION vote_guard, then call vote_guard.distribute().';
+    END IF;
+    IF (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g) OPERATOR(pg_catalog.<>) 0 THEN
+        RAISE EXCEPTION 'vote_guard.distribute() runs on the Citus coordinator, not on a worker'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Connect to the coordinator and call it there: it distributes the tables for every node.';
+    END IF;
+    -- the triggers are vote_guard's guarantees and run on every shard; the
+    -- contests' foreign key to the secrets must not turn contests into a
+    -- coordinator-local table on the way
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+    PERFORM pg_catalog.set_config('citus.enable_local_reference_table_foreign_keys', 'off', true);
+
+    -- every node: id ranges of its own; workers: no secrets of their own
+    PERFORM vote_guard.citus_prepare_node();
+    SELECT pg_catalog.string_agg(pg_catalog.format('%s:%s: %s', r.nodename, r.nodeport, r.result), '; ')
+      INTO failed
+      FROM pg_catalog.run_command_on_workers('SELECT vote_guard.citus_prepare_node()') r
+     WHERE NOT r.success;
+    IF failed IS NOT NULL THEN
+        RAISE EXCEPTION 'vote_guard.distribute(): preparing the workers failed: %', failed
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+
+    -- one set of secrets, a copy on every node
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                    WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'vote_guard.secrets'::pg_catalog.regclass) THEN
+        PERFORM pg_catalog.create_reference_table('vote_guard.secrets');
+    END IF;
+
+    -- a TRUNCATE of a votes shard empties the counters shard beside it
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                    WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'vote_guard.votes'::pg_catalog.regclass) THEN
+        DROP TRIGGER votes_truncate ON vote_guard.votes;
+        CREATE TRIGGER votes_truncate
+            AFTER TRUNCATE ON vote_guard.votes
+            FOR EACH STATEMENT EXECUTE FUNCTION vote_guard.votes_truncate_shard();
+        ALTER TABLE vote_guard.votes ENABLE ALWAYS TRIGGER votes_truncate;
+    END IF;
+
+    -- a contest's rows live together: contests by id, the others by contest_id
+    FOREACH t IN ARRAY ARRAY['vote_guard.contests'::pg_catalog.regclass,
+                             'vote_guard.entries'::pg_catalog.regclass,
+                             'vote_guard.counters'::pg_catalog.regclass,
+                             'vote_guard.votes'::pg_catalog.regclass] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                        WHERE p.logicalrelid OPERATOR(pg_catalog.=) t) THEN
+            IF t OPERATOR(pg_catalog.=) 'vote_guard.contests'::pg_catalog.regclass THEN
+                PERFORM pg_catalog.create_distributed_table(t, 'id');
+            ELSE
+                PERFORM pg_catalog.create_distributed_table(t, 'contest_id',
+                                                            colocate_with := 'vote_guard.contests');
+            END IF;
+        END IF;
+    END LOOP;
+
+    -- a call runs whole on the node of its contest's shard
+    FOREACH f IN ARRAY ARRAY[
+        'vote_guard.cast_vote(bigint, bigint, inet, text, text, text)'::pg_catalog.regprocedure,
+        'vote_guard.change_vote(bigint, bigint, text, bigint)'::pg_catalog.regprocedure,
+        'vote_guard.retract_vote(bigint, text, bigint)'::pg_catalog.regprocedure,
+        'vote_guard.results(bigint)'::pg_catalog.regprocedure] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_object o
+                        WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                          AND o.objid OPERATOR(pg_catalog.=) f
+                          AND o.distribution_argument_index IS NOT NULL) THEN
+            PERFORM pg_catalog.create_distributed_function(f, 'contest_id',
+                                                           colocate_with := 'vote_guard.contests',
+                                                           force_delegation := true);
+        END IF;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION vote_guard.distribute() FROM PUBLIC;
+
+COMMENT ON FUNCTION vote_guard.distribute() IS
+'Citus coordinator: secrets as a reference table, contests, entries, counters and votes distributed by contest, the vote functions delegated to the contest''s node; idempotent';
 
 ------------------------------------------------------------------------------
 -- DROP EXTENSION vote_guard (or its schema, or DROP OWNED BY its owner) is

@@ -184,3 +184,17 @@ DELETE FROM vote_guard.votes WHERE contest_id = :ce;
 DELETE FROM vote_guard.entries WHERE contest_id = :ce AND entry_id = 1;
 SELECT count(*) AS entries_left FROM vote_guard.entries WHERE contest_id = :ce;
 SELECT count(*) AS counter_rows_left FROM vote_guard.counters WHERE contest_id = :ce;
+
+--
+-- distribute() is for a Citus coordinator: without Citus, an error with the
+-- way there, and nothing changed
+--
+SELECT vote_guard.distribute();
+\set VERBOSITY sqlstate
+SELECT vote_guard.distribute();
+\set VERBOSITY default
+SELECT count(*) AS votes_truncate_trigger FROM pg_trigger
+ WHERE tgrelid = 'vote_guard.votes'::regclass AND tgname = 'votes_truncate'
+   AND tgfoid = 'vote_guard.votes_trigger()'::regprocedure;
+SELECT min_value, max_value FROM pg_sequences
+ WHERE schemaname = 'vote_guard' AND sequencename = 'votes_vote_id_seq';

@@ -20,9 +20,14 @@
 #
 # The suite "layers" (test/layers.sh) checks that no C file calls up.
 #
+# The suite "citus" (test/citus/) runs a Citus cluster of three servers on
+# ports VG_TEST_PORT+1 to +3; as root this script first builds and installs
+# Citus from ../shared/citus/ beside the checkout (test/citus/build.sh,
+# cached).  A Citus that cannot be built or started is a failure.
+#
 # Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432; PgBouncer's
 # socket takes the next number), VG_SUITES (default "layers regress isolation
-# tap clients fuzz libfuzzer", and "package" as root), VG_HTTP_PORT (default 18080: the
+# tap clients fuzz libfuzzer citus", and "package" as root), VG_HTTP_PORT (default 18080: the
 # examples listen on 127.0.0.1, on it and the next 7 ports), VG_SERVER_ENV
 # (VAR=value words put into the server's environment only: test/sanitize.sh
 # preloads the sanitizer runtime with it), VG_SERVER_LOG (a file to copy the
@@ -34,7 +39,7 @@
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-default_suites="layers regress isolation tap clients fuzz libfuzzer"
+default_suites="layers regress isolation tap clients fuzz libfuzzer citus"
 PG_MAJOR=${PG_MAJOR:-15}
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 port=${VG_TEST_PORT:-55432}
@@ -61,11 +66,19 @@ if [ "$(id -u)" = 0 ]; then
     }
     echo "== build and install (PostgreSQL $PG_MAJOR)"
     build
+    citus_build=0
+    case " $VG_SUITES " in
+        *" citus "*)
+            echo "== Citus (test/citus/build.sh)"
+            "$src/test/citus/build.sh" || citus_build=1 ;;
+    esac
     work=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_test.XXXXXX")
     trap 'rm -rf "$work"' EXIT
     # a clean copy of the tree the unprivileged user can write into
     tar -C "$src" --exclude=.git -cf - . | tar -C "$work" -xf -
     touch "$work/counts"
+    # a Citus that did not build is one failure (its suite then fails too)
+    [ "$citus_build" = 0 ] || echo "0 1" >>"$work/counts"
     chown -R postgres: "$work"
     status=0
     # run the suites as postgres; a run that stops before its summary line
@@ -160,7 +173,7 @@ run_suite() {
     failed=$((failed + bad))
     if [ "$rc" != 0 ]; then
         suites_failed+=("$name")
-        for diffs in regression.diffs test/isolation/regression.diffs; do
+        for diffs in regression.diffs test/isolation/regression.diffs test/citus/regression.diffs; do
             if [ -s "$diffs" ]; then echo "-- $diffs"; head -n 200 "$diffs" || true; fi
         done
         [ "$name" = tap ] && tail -n 60 "$log"
@@ -180,6 +193,7 @@ for suite in ${VG_SUITES:-$default_suites}; do
         isolation) run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS= ;;
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
         clients)   run_suite clients   test/clients/run.sh ;;
+        citus)     run_suite citus     test/citus/run.sh "$((port + 1))" ;;
         package)   echo "the package suite runs as root (test/package.sh)" >&2; exit 2 ;;
         fuzz)      run_suite fuzz      /usr/bin/python3 test/fuzz/fuzz.py ;;
         libfuzzer) run_suite libfuzzer test/fuzz/libfuzzer/run.sh ;;

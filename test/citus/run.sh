@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The citus suite: a Citus cluster (cluster.sh) on ports PORT to PORT+2, the
+# pg_regress schedule of test/citus/ through its coordinator, then the
+# cluster goes.  Run as the unprivileged user, with vote_guard and Citus
+# installed (test/run-all.sh does both as root).
+#
+#   test/citus/run.sh PORT
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+port=${1:?port}
+PG_CONFIG=${PG_CONFIG:-pg_config}
+export PG_CONFIG
+# psql for the test's second session, the server's own
+export PATH="$("$PG_CONFIG" --bindir):$PATH"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_citus.XXXXXX")
+trap '"$here/cluster.sh" stop "$tmp/cluster"; rm -rf "$tmp"' EXIT
+
+start=$(date +%s%N)
+"$here/cluster.sh" start "$tmp/cluster" "$port" >/dev/null
+echo "# citus cluster: 1 coordinator + 2 workers up in $((($(date +%s%N) - start) / 1000000)) ms"
+
+cd "$here"
+rm -f regression.diffs regression.out
+"$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+    --bindir="$("$PG_CONFIG" --bindir)" --inputdir=. --outputdir=. \
+    --host="$tmp/cluster" --port="$port" --use-existing --dbname=regression \
+    --schedule=schedule || status=$?
+# shard moves during a vote storm (python3-psycopg: test/citus/build.sh installs it)
+/usr/bin/python3 "$here/move_storm.py" "$tmp/cluster" "$port" || status=$?
+exit "${status:-0}"
