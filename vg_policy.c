@@ -94,7 +94,8 @@ floor_div(int64 a, int64 b, int64 *rem)
 /*
  * The number of the window of length window_usecs (> 0) from opens_at that
  * t falls in: floor((t - opens_at) / window_usecs), for any two finite
- * times, without overflow.  False when a time is not finite.
+ * times, without overflow.  False when a time is not finite or the number
+ * does not fit in 64 bits (windows of a few microseconds over millennia).
  */
 bool
 vg_window_number(TimestampTz opens_at, int64 window_usecs, TimestampTz t,
@@ -110,8 +111,10 @@ vg_window_number(TimestampTz opens_at, int64 window_usecs, TimestampTz t,
 	/* t = qt * W + rt, opens_at = qo * W + ro, 0 <= rt, ro < W */
 	qt = floor_div(t, window_usecs, &rt);
 	qo = floor_div(opens_at, window_usecs, &ro);
-	/* |qt|, |qo| < 2^63 / 10^6: no overflow */
-	*w = qt - qo - (rt < ro ? 1 : 0);
+	/* with windows of a few microseconds the difference can overflow */
+	if (pg_sub_s64_overflow(qt, qo, w) ||
+		pg_sub_s64_overflow(*w, rt < ro ? 1 : 0, w))
+		return false;
 	return true;
 }
 

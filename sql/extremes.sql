@@ -226,3 +226,10 @@ SELECT e AS email, vote_guard.normalize_email(e) AS normalized,
        vote_guard.normalize_email(vote_guard.normalize_email(e)) AS again
   FROM unnest(ARRAY['rDr.+/Ma0@r.g', 'a.+tag@example.com', 'a.b+tag@example.com',
                     'a.+tag@gmail.com', 'A.b.+x@GoogleMail.com', '+tag@example.com']) AS e;
+
+-- the widest span in the shortest window: a number beyond 64 bits is null,
+-- not a wrapped one (UBSan found the overflow)
+SELECT vote_guard.window_number('4714-11-24 00:00:00+00 BC', '1 microsecond',
+                                '294276-12-31 23:59:59.999999+00') IS NULL AS too_many_windows;
+SELECT vote_guard.window_number('2000-01-01 00:00:00+00', '1 microsecond',
+                                '2000-01-01 00:00:01+00') AS one_second_of_microseconds;
