@@ -143,11 +143,7 @@ tables_callback(Datum arg, Oid relid)
 		t->relid = InvalidOid;
 		if (t->flush != NULL)
 			t->flush();
-		if (t->shards != NULL)
-		{
-			hash_destroy(t->shards);
-			t->shards = NULL;
-		}
+		vg_backend_cache_drop(&t->shards);
 		t->generation++;
 	}
 }
@@ -464,14 +460,9 @@ shard_open_checked(VgTable *t, int64 contest_id, LOCKMODE lockmode)
 				shard.as_created = t->check != NULL && t->check(t, rel);
 			shard.checked = true;
 		}
-		if (t->shards == NULL || hash_get_num_entries(t->shards) >= SHARD_CACHE_MAX)
-		{
-			if (t->shards != NULL)
-				hash_destroy(t->shards);
-			t->shards = vg_backend_cache_create("vote_guard shards", sizeof(int64),
-												sizeof(VgShard), 64);
-		}
-		cached = hash_search(t->shards, &contest_id, HASH_ENTER, NULL);
+		cached = vg_backend_cache_enter(&t->shards, "vote_guard shards",
+										sizeof(int64), sizeof(VgShard),
+										SHARD_CACHE_MAX, &contest_id);
 		*cached = shard;
 		t->pkey = shard.pkey;
 		t->as_created = shard.as_created;
@@ -575,9 +566,7 @@ static SPIPlanPtr plan_key_settings = NULL;
 static void
 contest_cache_flush(void)
 {
-	if (contest_cache != NULL)
-		hash_destroy(contest_cache);
-	contest_cache = NULL;
+	vg_backend_cache_drop(&contest_cache);
 }
 
 /*
@@ -661,16 +650,9 @@ vg_load_contest(int64 contest_id, VgContest *c)
 
 	if (!snapshot_mode)
 	{
-		if (contest_cache == NULL ||
-			hash_get_num_entries(contest_cache) >= CONTEST_CACHE_MAX)
-		{
-			contest_cache_flush();
-			contest_cache = vg_backend_cache_create("vote_guard contests",
-													sizeof(int64),
-													sizeof(ContestCacheEntry),
-													64);
-		}
-		cached = hash_search(contest_cache, &contest_id, HASH_ENTER, NULL);
+		cached = vg_backend_cache_enter(&contest_cache, "vote_guard contests",
+										sizeof(int64), sizeof(ContestCacheEntry),
+										CONTEST_CACHE_MAX, &contest_id);
 		cached->contest = *c;
 	}
 	return true;
@@ -814,9 +796,7 @@ static HTAB *entry_cache = NULL;
 static void
 entry_cache_flush(void)
 {
-	if (entry_cache != NULL)
-		hash_destroy(entry_cache);
-	entry_cache = NULL;
+	vg_backend_cache_drop(&entry_cache);
 }
 
 /*
@@ -862,15 +842,9 @@ vg_entry_exists(int64 contest_id, int64 entry_id)
 	PopActiveSnapshot();
 	if (found && use_cache && !own)
 	{
-		if (entry_cache == NULL ||
-			hash_get_num_entries(entry_cache) >= ENTRY_CACHE_MAX)
-		{
-			entry_cache_flush();
-			entry_cache = vg_backend_cache_create("vote_guard entries",
-												  sizeof(EntryKey),
-												  sizeof(EntryKey), 256);
-		}
-		hash_search(entry_cache, &key, HASH_ENTER, NULL);
+		(void) vg_backend_cache_enter(&entry_cache, "vote_guard entries",
+									  sizeof(EntryKey), sizeof(EntryKey),
+									  ENTRY_CACHE_MAX, &key);
 	}
 	if (found && IsolationUsesXactSnapshot())
 	{

@@ -99,6 +99,30 @@ vg_backend_cache_create(const char *name, Size keysize, Size entrysize,
 	return hash_create(name, nelem, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
+/*
+ * Enter key into a per-backend cache of at most max entries, made on first
+ * use; a full cache starts again empty.  Returns the entry.
+ */
+void *
+vg_backend_cache_enter(HTAB **cache, const char *name, Size keysize,
+					   Size entrysize, long max, const void *key)
+{
+	if (*cache != NULL && hash_get_num_entries(*cache) >= max)
+		vg_backend_cache_drop(cache);
+	if (*cache == NULL)
+		*cache = vg_backend_cache_create(name, keysize, entrysize, 64);
+	return hash_search(*cache, key, HASH_ENTER, NULL);
+}
+
+/* Forget a per-backend cache (NULL: none). */
+void
+vg_backend_cache_drop(HTAB **cache)
+{
+	if (*cache != NULL)
+		hash_destroy(*cache);
+	*cache = NULL;
+}
+
 /* The OID of a relation of schema vote_guard, or InvalidOid. */
 Oid
 vg_table_relid(const char *relname)

@@ -26,6 +26,10 @@ extern void vg_spi_connect(void);
 
 extern HTAB *vg_backend_cache_create(const char *name, Size keysize,
 									 Size entrysize, long nelem);
+extern void *vg_backend_cache_enter(HTAB **cache, const char *name,
+									Size keysize, Size entrysize, long max,
+									const void *key);
+extern void vg_backend_cache_drop(HTAB **cache);
 extern Oid	vg_table_relid(const char *relname);
 
 extern bool vg_text_length_ok(text *t, int max_chars);
