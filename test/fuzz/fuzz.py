@@ -354,16 +354,16 @@ def main():
     def fail(what, call_no, sql, role, level):
         failures.append(what)
         if len(failures) <= 20:
-            print("# FAIL: %s\n#   reproduce: VG_FUZZ_SEED=%d VG_FUZZ_CALLS=%d test/fuzz/run.sh"
+            print("# FAIL: %s\n#   reproduce: VG_FUZZ_SEED=%d VG_FUZZ_CALLS=%d /usr/bin/python3 test/fuzz/fuzz.py"
                   "  # call %d as %s, %s: %s" % (what, SEED, CALLS, call_no, role, level, sql))
 
     while calls < CALLS:
         txn += 1
-        role = "anon" if rng.random() < 0.3 else "owner"
+        role = ANON if rng.random() < 0.3 else "owner"
         level = rng.choice(LEVELS)
         with conn.cursor() as cur:
             cur.execute("BEGIN ISOLATION LEVEL " + level)
-            if role == "anon":
+            if role == ANON:
                 cur.execute("SET LOCAL ROLE " + ANON)
             for _ in range(rng.randint(1, 4)):
                 if calls >= CALLS:
@@ -387,7 +387,7 @@ def main():
                             fail("%s raised undocumented %s: %s" % (fn, state, str(e).splitlines()[0]),
                                  calls, sql, role, level)
                     elif fn in ADMIN_ERRORS:
-                        ok = ADMIN_ERRORS[fn] | ({"42501"} if role == "anon" else set())
+                        ok = ADMIN_ERRORS[fn] | ({"42501"} if role == ANON else set())
                         if state not in ok:
                             fail("%s raised undocumented %s: %s" % (fn, state, str(e).splitlines()[0]),
                                  calls, sql, role, level)
