@@ -148,6 +148,17 @@ tables_callback(Datum arg, Oid relid)
 	}
 }
 
+/* Hear the tables' relcache invalidations from now on. */
+static void
+tables_listen(void)
+{
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(tables_callback, (Datum) 0);
+		callback_registered = true;
+	}
+}
+
 /*
  * Take in the invalidations that have come (changes committed before this
  * call's locks were granted), and make sure the table's are heard from now
@@ -156,11 +167,7 @@ tables_callback(Datum arg, Oid relid)
 static void
 table_watch(VgTable *t)
 {
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(tables_callback, (Datum) 0);
-		callback_registered = true;
-	}
+	tables_listen();
 	AcceptInvalidationMessages();
 	if (!OidIsValid(t->relid))
 		t->relid = vg_table_relid(t->relname);
@@ -217,11 +224,7 @@ table_open_local(VgTable *t, LOCKMODE lockmode)
 {
 	Relation	rel;
 
-	if (!callback_registered)
-	{
-		CacheRegisterRelcacheCallback(tables_callback, (Datum) 0);
-		callback_registered = true;
-	}
+	tables_listen();
 	if (OidIsValid(t->relid))
 	{
 		rel = table_open(t->relid, lockmode);
@@ -1572,7 +1575,7 @@ int64
 vg_entry_count(int64 contest_id, int64 entry_id)
 {
 	Relation	rel = table_open_checked(&counters_table, contest_id,
-											  AccessShareLock);
+											 AccessShareLock);
 	SysScanDesc scan;
 	HeapTuple	tup;
 	int64		sum = 0;
@@ -1673,7 +1676,7 @@ counter_add(Relation rel, TupleTableSlot *slot, int64 delta)
  */
 static bool
 counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
-					int32 *new_slot, int64 *count)
+				 int32 *new_slot, int64 *count)
 {
 	Relation	rel;
 	Snapshot	snapshot;
