@@ -11,7 +11,7 @@ OBJS = \
 	vg_utils.o
 
 EXTENSION = vote_guard
-DATA = vote_guard--1.0.sql
+DATA = vote_guard--1.0.sql vote_guard--1.0--1.1.sql
 
 PG_CONFIG ?= pg_config
 

@@ -193,7 +193,7 @@ psql_is() {
 }
 if check "a cluster of the chroot's PostgreSQL 15 starts as postgres" server_up; then
     check "CREATE EXTENSION vote_guard" \
-        psql_is "vote_guard|1.0" "CREATE EXTENSION vote_guard;
+        psql_is "vote_guard|1.1" "CREATE EXTENSION vote_guard;
             SELECT extname, extversion FROM pg_extension WHERE extname = 'vote_guard'" || true
     check "cast_vote answers ok (200), then duplicate_ip (409) for the same voter" \
         psql_is "$(printf 'ok|200|1\nduplicate_ip|409|1')" \

@@ -246,7 +246,7 @@ for my $db (sort keys %restores)
 	next unless $restored;
 
 	is(query($db, q{SELECT extversion FROM pg_extension WHERE extname = 'vote_guard'}),
-		'1.0', "$db: extension restored");
+		'1.1', "$db: extension restored");
 
 	# secrets came along: same versions, same bytes, and nothing else
 	is( query($db,
