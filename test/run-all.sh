@@ -20,6 +20,11 @@
 #
 # The suite "layers" (test/layers.sh) checks that no C file calls up.
 #
+# The suite "upgrade" (test/upgrade/update.pl) checks that the released
+# scripts are unchanged, updates a filled database from every released
+# version with ALTER EXTENSION UPDATE and compares its catalog with a fresh
+# install's.
+#
 # The suite "citus" (test/citus/) runs a Citus cluster of three servers on
 # ports VG_TEST_PORT+1 to +3; as root this script first builds and installs
 # Citus from ../shared/citus/ beside the checkout (test/citus/build.sh,
@@ -27,7 +32,7 @@
 #
 # Environment: PG_MAJOR (default 15), VG_TEST_PORT (default 55432; PgBouncer's
 # socket takes the next number), VG_SUITES (default "layers regress isolation
-# tap clients fuzz libfuzzer citus", and "package" as root), VG_HTTP_PORT (default 18080: the
+# tap upgrade clients fuzz libfuzzer citus", and "package" as root), VG_HTTP_PORT (default 18080: the
 # examples listen on 127.0.0.1, on it and the next 7 ports), VG_SERVER_ENV
 # (VAR=value words put into the server's environment only: test/sanitize.sh
 # preloads the sanitizer runtime with it), VG_SERVER_LOG (a file to copy the
@@ -39,7 +44,7 @@
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
-default_suites="layers regress isolation tap clients fuzz libfuzzer citus"
+default_suites="layers regress isolation tap upgrade clients fuzz libfuzzer citus"
 PG_MAJOR=${PG_MAJOR:-15}
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 port=${VG_TEST_PORT:-55432}
@@ -192,6 +197,8 @@ for suite in ${VG_SUITES:-$default_suites}; do
         regress)   run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS= ;;
         isolation) run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS= ;;
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
+        upgrade)   run_suite upgrade   "${mk[@]}" REGRESS= ISOLATION= PROVE_FLAGS=-v \
+                       PROVE_TESTS=test/upgrade/update.pl ;;
         clients)   run_suite clients   test/clients/run.sh ;;
         citus)     run_suite citus     test/citus/run.sh "$((port + 1))" ;;
         package)   echo "the package suite runs as root (test/package.sh)" >&2; exit 2 ;;
