@@ -28,16 +28,31 @@
 #                          (default: removed on exit)
 #   VG_MIRROR              Debian mirror (default: the first one the host's
 #                          apt sources name)
-#   VG_SUITES              suites of run-all.sh (default "regress isolation tap")
+#   VG_SUITES              suites of run-all.sh (default "regress isolation tap
+#                          upgrade", and pg_upgrade for the majors of
+#                          VG_PG_UPGRADE_MAJORS)
+#   VG_SUITES_<major>      the same for one major (VG_SUITES_18=regress)
+#   VG_PG_UPGRADE_MAJORS   the majors whose default suites add pg_upgrade:
+#                          pg_upgrade from PostgreSQL 15 (built inside the
+#                          chroot by test/old-major.sh and kept there) with
+#                          votes in place (default "17"; "" for none)
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 vg_me=other-majors
 # shellcheck source=test/chroot-lib.sh
 . "$src/test/chroot-lib.sh"
-suites=${VG_SUITES:-regress isolation tap}
-# the package suite builds chroots of its own: not inside one
-suites=$(echo " $suites " | sed 's/ package / /g; s/^ *//; s/ *$//')
+# The suites of run-all.sh for a major; the package suite builds chroots of
+# its own: not inside one.
+suites_for() {
+    local major=$1 var="VG_SUITES_$1" s
+    s=${!var:-${VG_SUITES:-}}
+    if [ -z "$s" ]; then
+        s="regress isolation tap upgrade"
+        case " ${VG_PG_UPGRADE_MAJORS-17} " in *" $major "*) s="$s pg_upgrade" ;; esac
+    fi
+    echo " $s " | sed 's/ package / /g; s/^ *//; s/ *$//'
+}
 
 if [ $# -eq 0 ]; then
     echo "usage: $0 MAJOR [MAJOR ...]   (e.g. $0 17 18)" >&2
@@ -118,7 +133,8 @@ for major in "$@"; do
             chroot_of[$suite]=$dir
         fi
     fi
-    echo "== PostgreSQL $major: Debian $suite, chroot $dir"
+    suites=$(suites_for "$major")
+    echo "== PostgreSQL $major: Debian $suite, chroot $dir (suites: $suites)"
     vg_make_chroot "$suite" "$dir"
     vg_prepare_chroot "$suite" "$dir"
 

@@ -23,7 +23,10 @@
 # The suite "upgrade" (test/upgrade/update.pl) checks that the released
 # scripts are unchanged, updates a filled database from every released
 # version with ALTER EXTENSION UPDATE and compares its catalog with a fresh
-# install's.
+# install's.  The suite "pg_upgrade" (test/upgrade/pg_upgrade.pl, not run by
+# default) runs pg_upgrade from an older major (VG_OLD_MAJOR, default 15) to
+# PG_MAJOR with votes in place; as root this script first builds that major
+# (test/old-major.sh, kept once built) and vote_guard for it.
 #
 # The suite "citus" (test/citus/) runs a Citus cluster of three servers on
 # ports VG_TEST_PORT+1 to +3; as root this script first builds and installs
@@ -69,6 +72,24 @@ if [ "$(id -u)" = 0 ]; then
         make -C "$src" -s all "$@"
         make -C "$src" -s install "$@"
     }
+    # the pg_upgrade suite: an older major beside this one
+    # (test/old-major.sh), with vote_guard built for it too
+    old_build=0
+    case " $VG_SUITES " in
+        *" pg_upgrade "*)
+            old_major=${VG_OLD_MAJOR:-15}
+            echo "== PostgreSQL $old_major beside $PG_MAJOR for the pg_upgrade suite (test/old-major.sh)"
+            if [ "$old_major" -ge "$PG_MAJOR" ]; then
+                echo "run-all: pg_upgrade needs an older major than PG_MAJOR=$PG_MAJOR (VG_OLD_MAJOR=$old_major)" >&2
+                old_build=1
+            elif VG_OLD_INSTALL=$("$src/test/old-major.sh" "$old_major"); then
+                export VG_OLD_INSTALL
+                echo "== build and install (PostgreSQL $old_major, $VG_OLD_INSTALL)"
+                build PG_CONFIG="$VG_OLD_INSTALL/bin/pg_config" || old_build=1
+            else
+                old_build=1
+            fi ;;
+    esac
     echo "== build and install (PostgreSQL $PG_MAJOR)"
     build
     citus_build=0
@@ -84,6 +105,8 @@ if [ "$(id -u)" = 0 ]; then
     touch "$work/counts"
     # a Citus that did not build is one failure (its suite then fails too)
     [ "$citus_build" = 0 ] || echo "0 1" >>"$work/counts"
+    # and so is an older major that did not build (the suite then fails too)
+    [ "$old_build" = 0 ] || echo "0 1" >>"$work/counts"
     chown -R postgres: "$work"
     status=0
     # run the suites as postgres; a run that stops before its summary line
@@ -92,6 +115,7 @@ if [ "$(id -u)" = 0 ]; then
         local before rc=0
         before=$(wc -l <"$work/counts")
         runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" VG_TEST_PORT="$port" \
+            VG_OLD_INSTALL="${VG_OLD_INSTALL:-}" \
             PATH="$PATH" VG_COUNTS="$work/counts" "$@" "$work/test/run-all.sh" || rc=$?
         if [ "$rc" != 0 ]; then
             status=$rc
@@ -199,6 +223,8 @@ for suite in ${VG_SUITES:-$default_suites}; do
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
         upgrade)   run_suite upgrade   "${mk[@]}" REGRESS= ISOLATION= PROVE_FLAGS=-v \
                        PROVE_TESTS=test/upgrade/update.pl ;;
+        pg_upgrade) run_suite pg_upgrade "${mk[@]}" REGRESS= ISOLATION= PROVE_FLAGS=-v \
+                       PROVE_TESTS=test/upgrade/pg_upgrade.pl ;;
         clients)   run_suite clients   test/clients/run.sh ;;
         citus)     run_suite citus     test/citus/run.sh "$((port + 1))" ;;
         package)   echo "the package suite runs as root (test/package.sh)" >&2; exit 2 ;;
