@@ -185,7 +185,7 @@ run_suite() {
     if [ "$name" = layers ]; then
         ok=$([ "$rc" = 0 ] && echo 1 || echo 0)
         bad=$([ "$rc" = 0 ] && echo 0 || echo 1)
-    elif [ "$name" = tap ]; then
+    elif [ "$name" = tap ] || [ "$name" = upgrade ] || [ "$name" = pg_upgrade ]; then
         ok=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$log" | tail -n 1)
         ok=${ok:-0}
         bad=$( (grep -Eo 'Failed [0-9]+/[0-9]+ subtests' "$log" || true) |
@@ -221,10 +221,8 @@ for suite in ${VG_SUITES:-$default_suites}; do
         regress)   run_suite regress   "${mk[@]}" ISOLATION= TAP_TESTS= ;;
         isolation) run_suite isolation "${mk[@]}" REGRESS= TAP_TESTS= ;;
         tap)       run_suite tap       "${mk[@]}" REGRESS= ISOLATION= ;;
-        upgrade)   run_suite upgrade   "${mk[@]}" REGRESS= ISOLATION= PROVE_FLAGS=-v \
-                       PROVE_TESTS=test/upgrade/update.pl ;;
-        pg_upgrade) run_suite pg_upgrade "${mk[@]}" REGRESS= ISOLATION= PROVE_FLAGS=-v \
-                       PROVE_TESTS=test/upgrade/pg_upgrade.pl ;;
+        upgrade)   run_suite upgrade   "${mk[@]}" REGRESS= ISOLATION= PROVE_TESTS=test/upgrade/update.pl ;;
+        pg_upgrade) run_suite pg_upgrade "${mk[@]}" REGRESS= ISOLATION= PROVE_TESTS=test/upgrade/pg_upgrade.pl ;;
         clients)   run_suite clients   test/clients/run.sh ;;
         citus)     run_suite citus     test/citus/run.sh "$((port + 1))" ;;
         package)   echo "the package suite runs as root (test/package.sh)" >&2; exit 2 ;;

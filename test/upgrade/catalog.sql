@@ -12,6 +12,12 @@
 -- counters, and the triggers read contest_id and entry_id by position).
 -- Composite types and function results are compared in order: they are the
 -- API's column order.
+--
+-- ACLs are compared as the privileges they grant: sorted, and a null ACL
+-- (the default) as the default it stands for (acldefault), so that
+-- {owner=arwdDxt/owner} from REVOKE ... FROM PUBLIC on PostgreSQL 15 and the
+-- null that pg_upgrade to 17 leaves (the owner's default, MAINTAIN included)
+-- compare equal to the {owner=arwdDxtm/owner} of a fresh install on 17.
 WITH
 ext AS (
     SELECT x.oid, x.extname, x.extnamespace FROM pg_catalog.pg_extension x
@@ -21,7 +27,6 @@ member AS (
     SELECT d.classid, d.objid, d.objsubid FROM pg_catalog.pg_depend d, ext x
      WHERE d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
        AND d.refobjid = x.oid AND d.deptype = 'e'),
--- sorted text of an ACL, so that the order of grants does not matter
 rel AS (
     SELECT c.oid, c.relname, c.relkind, pg_catalog.format('%s %s',
            CASE c.relkind WHEN 'r' THEN 'table' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence'
@@ -57,7 +62,7 @@ lines (obj, prop, val) AS (
     UNION ALL
     SELECT 'schema ' || n.oid::pg_catalog.regnamespace, 'acl',
            (SELECT pg_catalog.array_agg(a::text ORDER BY a::text)
-              FROM pg_catalog.unnest(s.nspacl) a)::text
+              FROM pg_catalog.unnest(COALESCE(s.nspacl, pg_catalog.acldefault('n', s.nspowner))) a)::text
       FROM nsp n JOIN pg_catalog.pg_namespace s ON s.oid = n.oid
     UNION ALL
     SELECT 'schema ' || n.oid::pg_catalog.regnamespace, 'owner', s.nspowner::pg_catalog.regrole::text
@@ -92,7 +97,7 @@ lines (obj, prop, val) AS (
         ('returns set', p.proretset::text),
         ('config', p.proconfig::text),
         ('acl', (SELECT pg_catalog.array_agg(a::text ORDER BY a::text)
-                   FROM pg_catalog.unnest(p.proacl) a)::text),
+                   FROM pg_catalog.unnest(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a)::text),
         ('owner', p.proowner::pg_catalog.regrole::text),
         ('library', p.probin),
         -- the C symbol, or a digest of the body
@@ -108,7 +113,9 @@ lines (obj, prop, val) AS (
         ('reloptions', (SELECT pg_catalog.array_agg(o ORDER BY o)
                           FROM pg_catalog.unnest(c.reloptions) o)::text),
         ('acl', (SELECT pg_catalog.array_agg(a::text ORDER BY a::text)
-                   FROM pg_catalog.unnest(c.relacl) a)::text),
+                   FROM pg_catalog.unnest(COALESCE(c.relacl, pg_catalog.acldefault(
+                            CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::"char", c.relowner))) a
+                  WHERE c.relkind <> 'i')::text),
         ('owner', c.relowner::pg_catalog.regrole::text),
         ('row security', c.relrowsecurity::text || '/' || c.relforcerowsecurity::text),
         ('replica identity', c.relreplident::text),
@@ -205,8 +212,9 @@ lines (obj, prop, val) AS (
     UNION ALL
     -- types of the schema (composite types' attributes are above)
     SELECT 'type ' || t.oid::pg_catalog.regtype, 'kind',
-           t.typtype::text || COALESCE(' acl ' || (SELECT pg_catalog.array_agg(a::text ORDER BY a::text)
-                                               FROM pg_catalog.unnest(t.typacl) a)::text, '')
+           t.typtype::text || ' acl ' || (SELECT pg_catalog.array_agg(a::text ORDER BY a::text)
+                                            FROM pg_catalog.unnest(COALESCE(t.typacl,
+                                                     pg_catalog.acldefault('T', t.typowner))) a)::text
            || ' owner ' || t.typowner::pg_catalog.regrole::text
            || COALESCE(' comment ' || pg_catalog.quote_literal(pg_catalog.obj_description(t.oid, 'pg_type')), '')
       FROM pg_catalog.pg_type t, nsp n
