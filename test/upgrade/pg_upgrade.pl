@@ -63,7 +63,9 @@ for my $db (qw(vg vg_oldest))
 }
 $old->stop;
 
-$new->init(extra => \@locale);
+# PostgreSQL 18's initdb turns data checksums on, which pg_upgrade refuses
+# from a cluster without them
+$new->init(extra => [ @locale, $new_major >= 18 ? ('--no-data-checksums') : () ]);
 # pg_upgrade from the new major's bindir, with the old and new servers on
 # their own ports
 my $new_bindir = $new->config_data('--bindir');
