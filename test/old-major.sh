@@ -54,8 +54,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # the mirror the system's apt uses (deb822 or one-line sources)
-mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/) { print $i; exit } }' \
+mirror=$(awk '/^URIs:/ { u = $2 } /^Suites:/ && u != "" && $0 !~ /-security/ { print u; exit }' \
+             /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+[ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $0 !~ /-security/ {
+                                      for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/) { print $i; exit } }' \
                                  /etc/apt/sources.list 2>/dev/null || true)
 mirror=${VG_MIRROR:-${mirror:-http://deb.debian.org/debian}}
 
