@@ -1,5 +1,5 @@
 # vote_guard: ALTER EXTENSION vote_guard UPDATE from every released version
-# gives the extension a fresh CREATE EXTENSION gives, with the data still
+# gives the same extension as a fresh CREATE EXTENSION, with the data still
 # answering.  Suite "upgrade" of test/run-all.sh.
 #
 # 1. The released scripts are the released bytes (test/upgrade/released:
