@@ -23,7 +23,7 @@
 #
 #   bench/callgrind.sh            # about 1 minute
 #
-# Environment: CG_CALLS (1500), PG_MAJOR (15).  As root it installs missing
+# Environment: CG_CALLS (1500), CG_PORT (55442), PG_MAJOR (15).  As root it installs missing
 # packages, builds and installs first, then runs as postgres.
 set -euo pipefail
 
@@ -36,13 +36,13 @@ if [ "$(id -u)" = 0 ]; then
     "$src/test/install-deps.sh"
     command -v valgrind >/dev/null || apt-get install -y -q valgrind >/dev/null
     make -C "$src" -s all install
-    exec runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" PATH="$PATH" CG_CALLS="$CG_CALLS" \
+    exec runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" PATH="$PATH" CG_CALLS="$CG_CALLS" CG_PORT="${CG_PORT:-55442}" \
         TMPDIR="${TMPDIR:-/tmp}" "$src/bench/callgrind.sh"
 fi
 
 bindir=$("$PG_CONFIG" --bindir)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_cg.XXXXXX")
-port=55442
+port=${CG_PORT:-55442}
 cleanup() {
     "$bindir/pg_ctl" -D "$tmp/data" -m immediate stop >/dev/null 2>&1 || true
     [ -n "${CG_KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
