@@ -51,7 +51,7 @@
 #define VG_LOCK_CLASS_VOTER		0x7668	/* one per voter vector and contest */
 
 /* Counter slots per entry: a backend adds to slot (backend number % this). */
-#define VG_COUNTER_SLOTS		16
+#define VG_COUNTER_SLOTS		64
 
 /* Canonical form of a voter's address, what ip_key hashes. */
 typedef struct VgIpBytes
