@@ -23,11 +23,14 @@
 #
 #   bench/callgrind.sh            # about 1 minute
 #
+# As root it installs missing packages, builds, and installs into a private
+# copy of the PostgreSQL installation, then runs as postgres.  As another
+# user the extension must be installed in PG_CONFIG's installation.
+#
 # Environment: CG_CALLS (1500), CG_PORT (55442), CG_VARIANTS (a part of
 # "floor ceiling cast_vote skewed policy"; all), CG_SETUP_SQL (statements
 # run in both databases after the setup, for experiments, e.g. "ALTER TABLE
-# vote_guard.counters SET (fillfactor = 10)"), PG_MAJOR (15).  As root it installs missing
-# packages, builds and installs first, then runs as postgres.
+# vote_guard.counters SET (fillfactor = 10)"), PG_MAJOR (15).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,10 +41,25 @@ CG_CALLS=${CG_CALLS:-1500}
 if [ "$(id -u)" = 0 ]; then
     "$src/test/install-deps.sh"
     command -v valgrind >/dev/null || apt-get install -y -q valgrind >/dev/null
-    make -C "$src" -s all install
-    exec runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" PATH="$PATH" CG_CALLS="$CG_CALLS" CG_PORT="${CG_PORT:-55442}" \
+    make -C "$src" -s all
+    # a private copy of the PostgreSQL installation with this build in it
+    # (as run.sh and scale.sh: the system's installed extension is neither
+    # changed nor used, so no lock is needed)
+    inst=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_cg_inst.XXXXXX")
+    trap 'rm -rf "$inst"' EXIT
+    for d in "$("$PG_CONFIG" --bindir)/.." "$("$PG_CONFIG" --sharedir)"; do
+        d=$(cd "$d" && pwd)
+        mkdir -p "$inst$(dirname "$d")"
+        cp -a "$d" "$inst$(dirname "$d")/"
+    done
+    make -C "$src" -s install DESTDIR="$inst"
+    chmod 755 "$inst"
+    status=0
+    runuser -u postgres -- env PG_CONFIG="$inst$("$PG_CONFIG" --bindir)/pg_config" PATH="$PATH" \
+        CG_CALLS="$CG_CALLS" CG_PORT="${CG_PORT:-55442}" \
         CG_VARIANTS="${CG_VARIANTS:-}" CG_SETUP_SQL="${CG_SETUP_SQL:-}" CG_KEEP="${CG_KEEP:-}" \
-        TMPDIR="${TMPDIR:-/tmp}" "$src/bench/callgrind.sh"
+        TMPDIR="${TMPDIR:-/tmp}" "$src/bench/callgrind.sh" || status=$?
+    exit $status
 fi
 
 bindir=$("$PG_CONFIG" --bindir)
