@@ -227,7 +227,7 @@ pgb() {
     PGOPTIONS="-c synchronous_commit=$sync" "$bindir/pgbench" "${common[@]}" \
         -T "$BENCH_SECONDS" --random-seed=42 -l --log-prefix="$tmp/pgl/log" >"$out" 2>"$err" || rc=$?
     if [ -n "$sampler" ]; then
-        kill -INT "$sampler" 2>/dev/null || true
+        kill -TERM "$sampler" 2>/dev/null || true
         wait "$sampler" || true
         grep -v '^$' "$tmp/waits.raw" | sort | uniq -c | sort -rn |
             awk '{n[NR] = $1; w[NR] = $2; t += $1} END {for (i = 1; i <= NR; i++) printf "%s %.1f\n", w[i], 100 * n[i] / t}' \
