@@ -42,17 +42,10 @@ if [ "$(id -u)" = 0 ]; then
     "$src/test/install-deps.sh"
     command -v valgrind >/dev/null || apt-get install -y -q valgrind >/dev/null
     make -C "$src" -s all
-    # a private copy of the PostgreSQL installation with this build in it
-    # (as run.sh and scale.sh: the system's installed extension is neither
-    # changed nor used, so no lock is needed)
+    # a private copy of the PostgreSQL installation (bench/private-install.sh)
     inst=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_cg_inst.XXXXXX")
     trap 'rm -rf "$inst"' EXIT
-    for d in "$("$PG_CONFIG" --bindir)/.." "$("$PG_CONFIG" --sharedir)"; do
-        d=$(cd "$d" && pwd)
-        mkdir -p "$inst$(dirname "$d")"
-        cp -a "$d" "$inst$(dirname "$d")/"
-    done
-    make -C "$src" -s install DESTDIR="$inst"
+    "$src/bench/private-install.sh" "$inst"
     chmod 755 "$inst"
     status=0
     runuser -u postgres -- env PG_CONFIG="$inst$("$PG_CONFIG" --bindir)/pg_config" PATH="$PATH" \
