@@ -1684,14 +1684,14 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 	HeapTuple	tup;
 	TupleTableSlot *locked;
 	uint8		lock_flags = 0;
-	uint32		used = 0;
-	uint32		tried = 0;
+	uint64		used = 0;
+	uint64		tried = 0;
 	bool		unlocked;
 	bool		added = false;
 	int64		sum = delta;
 	int			i;
 
-	StaticAssertStmt(VG_COUNTER_SLOTS <= 32, "counter slots must fit in a uint32");
+	StaticAssertStmt(VG_COUNTER_SLOTS <= 64, "counter slots must fit in a uint64");
 	*new_slot = counter_slot();
 	rel = table_open_checked(&counters_table, contest_id, RowExclusiveLock);
 
@@ -1727,7 +1727,7 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 		bool		isnull;
 		int32		slot = DatumGetInt32(heap_getattr(tup, 3, desc, &isnull));
 		Datum		votes = heap_getattr(tup, 4, desc, &isnull);
-		uint32		bit = slot >= 0 && slot < VG_COUNTER_SLOTS ? (uint32) 1 << slot : 0;
+		uint64		bit = slot >= 0 && slot < VG_COUNTER_SLOTS ? UINT64CONST(1) << slot : 0;
 		TM_FailureData tmfd;
 		TM_Result	result;
 
@@ -1782,7 +1782,7 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 	{
 		int32		slot = (counter_slot() + i) % VG_COUNTER_SLOTS;
 
-		if ((used & ((uint32) 1 << slot)) == 0)
+		if ((used & (UINT64CONST(1) << slot)) == 0)
 		{
 			*new_slot = slot;
 			break;

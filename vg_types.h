@@ -50,8 +50,14 @@
 #define VG_LOCK_CLASS_CONTEST	0x7667	/* "vg": one per contest */
 #define VG_LOCK_CLASS_VOTER		0x7668	/* one per voter vector and contest */
 
-/* Counter slots per entry: a backend adds to slot (backend number % this). */
-#define VG_COUNTER_SLOTS		16
+/*
+ * Counter rows (slots) per entry at most: a vote adds to the first row of its
+ * entry no other transaction holds, and makes a new row only when every row
+ * is held (vg_storage.c).  With durable commits a row is held until its
+ * commit is flushed, so this bounds the voters of one entry that never wait
+ * for each other.
+ */
+#define VG_COUNTER_SLOTS		64
 
 /* Canonical form of a voter's address, what ip_key hashes. */
 typedef struct VgIpBytes

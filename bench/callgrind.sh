@@ -23,8 +23,14 @@
 #
 #   bench/callgrind.sh            # about 1 minute
 #
-# Environment: CG_CALLS (1500), PG_MAJOR (15).  As root it installs missing
-# packages, builds and installs first, then runs as postgres.
+# As root it installs missing packages, builds, and installs into a private
+# copy of the PostgreSQL installation, then runs as postgres.  As another
+# user the extension must be installed in PG_CONFIG's installation.
+#
+# Environment: CG_CALLS (1500), CG_PORT (55442), CG_VARIANTS (a part of
+# "floor ceiling cast_vote skewed policy"; all), CG_SETUP_SQL (statements
+# run in both databases after the setup, for experiments, e.g. "ALTER TABLE
+# vote_guard.counters SET (fillfactor = 10)"), PG_MAJOR (15).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,14 +41,23 @@ CG_CALLS=${CG_CALLS:-1500}
 if [ "$(id -u)" = 0 ]; then
     "$src/test/install-deps.sh"
     command -v valgrind >/dev/null || apt-get install -y -q valgrind >/dev/null
-    make -C "$src" -s all install
-    exec runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" PATH="$PATH" CG_CALLS="$CG_CALLS" \
-        TMPDIR="${TMPDIR:-/tmp}" "$src/bench/callgrind.sh"
+    make -C "$src" -s all
+    # a private copy of the PostgreSQL installation (bench/private-install.sh)
+    inst=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_cg_inst.XXXXXX")
+    trap 'rm -rf "$inst"' EXIT
+    "$src/bench/private-install.sh" "$inst"
+    chmod 755 "$inst"
+    status=0
+    runuser -u postgres -- env PG_CONFIG="$inst$("$PG_CONFIG" --bindir)/pg_config" PATH="$PATH" \
+        CG_CALLS="$CG_CALLS" CG_PORT="${CG_PORT:-55442}" \
+        CG_VARIANTS="${CG_VARIANTS:-}" CG_SETUP_SQL="${CG_SETUP_SQL:-}" CG_KEEP="${CG_KEEP:-}" \
+        TMPDIR="${TMPDIR:-/tmp}" "$src/bench/callgrind.sh" || status=$?
+    exit $status
 fi
 
 bindir=$("$PG_CONFIG" --bindir)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_cg.XXXXXX")
-port=55442
+port=${CG_PORT:-55442}
 cleanup() {
     "$bindir/pg_ctl" -D "$tmp/data" -m immediate stop >/dev/null 2>&1 || true
     [ -n "${CG_KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
@@ -108,6 +123,9 @@ SELECT vote_guard.add_entry(:hot, 1);
 SELECT count(*) FROM generate_series(1, 20000) g,
        vote_guard.cast_vote(:hot, 1, '10.0.0.0'::inet + g, 'h' || g) r WHERE r.success;
 SQL
+if [ -n "${CG_SETUP_SQL:-}" ]; then
+    for db in cg cgskew; do q -d "$db" -o /dev/null <<<"$CG_SETUP_SQL"; done
+fi
 q -d postgres -c 'VACUUM ANALYZE' -o /dev/null
 for db in cg cgskew; do q -d "$db" -o /dev/null -c 'VACUUM ANALYZE'; done
 server stop
@@ -123,6 +141,7 @@ empty=$(run empty cg)
 echo "instructions per call (callgrind, $CG_CALLS prepared calls in single-user mode, minus an empty session)"
 for t in floor:cg ceiling:cg cast_vote:cg skewed:cgskew policy:cg; do
     name=${t%%:*}
+    [ -n "${CG_VARIANTS:-}" ] && [[ " $CG_VARIANTS " != *" $name "* ]] && continue
     total=$(run "$name" "${t#*:}")
     errors=$(grep -c 'ERROR' "$tmp/$name.log" || true)
     printf '  %-10s %8d%s\n' "$name" $(( (total - empty) / CG_CALLS )) \

@@ -9,10 +9,11 @@
 #   bench/run.sh              # about 12 minutes
 #   QUICK=1 bench/run.sh      # smoke run: 3 s per pgbench run, smaller N
 #
-# As root it first installs missing packages, builds and installs the
-# extension, then runs as the unprivileged user "postgres" on a copy of the
-# tree (like test/run-all.sh).  As another user the extension must already
-# be installed.
+# As root it first installs missing packages, builds, installs into a
+# private copy of the PostgreSQL installation (as bench/scale.sh: it neither
+# changes nor depends on the system's installed extension, and needs no
+# lock), then runs as the unprivileged user "postgres" on a copy of the
+# tree.  As another user the extension must already be installed.
 #
 # Environment: BENCH_SECONDS (per pgbench run; 10, QUICK 3), BENCH_WARMUP
 # (seconds of warm-up before each run; 1), BENCH_ROUNDS (runs of every
@@ -28,7 +29,9 @@
 # BENCH_WORKLOADS ("low hot"), BENCH_LOW_CLIENTS (client counts of the low
 # contention workload; "1 8 32"), BENCH_EXTRAS (the hashing and memory
 # checks; 1, or 0 to skip them), BENCH_CEILING (the ceiling variant: the
-# vote's row alone, no counter; 1, or 0 to skip it), e.g.
+# vote's row alone, no counter; 1, or 0 to skip it), BENCH_VARIANTS (the
+# variants to run, e.g. "cast_vote ceiling"; all), BENCH_SAMPLE (1: sample
+# the backends' wait events every 10 ms during each run; 0), e.g.
 #   BENCH_SYNC=off BENCH_WORKLOADS=low BENCH_LOW_CLIENTS=1 BENCH_EXTRAS=0 BENCH_ROUNDS=5 bench/run.sh
 set -euo pipefail
 
@@ -54,24 +57,29 @@ BENCH_WORKLOADS=${BENCH_WORKLOADS:-low hot}
 BENCH_LOW_CLIENTS=${BENCH_LOW_CLIENTS:-1 8 32}
 BENCH_EXTRAS=${BENCH_EXTRAS:-1}
 BENCH_CEILING=${BENCH_CEILING:-1}
+BENCH_VARIANTS=${BENCH_VARIANTS:-}
+BENCH_SAMPLE=${BENCH_SAMPLE:-0}
 
 if [ "$(id -u)" = 0 ]; then
     "$src/test/install-deps.sh"
-    echo "== build and install (PostgreSQL $PG_MAJOR)"
+    echo "== build and install into a private copy of PostgreSQL $PG_MAJOR"
     make -C "$src" -s all
-    make -C "$src" -s install
     BENCH_REVISION=$(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)
     work=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_bench.XXXXXX")
     trap 'rm -rf "$work"' EXIT
     tar -C "$src" --exclude=.git -cf - . | tar -C "$work" -xf -
+    # a private copy of the PostgreSQL installation (bench/private-install.sh)
+    inst=$work/inst
+    "$src/bench/private-install.sh" "$inst"
     chown -R postgres: "$work"
     status=0
-    runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" PATH="$PATH" QUICK="$QUICK" \
+    runuser -u postgres -- env PG_CONFIG="$inst$("$PG_CONFIG" --bindir)/pg_config" PATH="$PATH" QUICK="$QUICK" \
         BENCH_SECONDS="$BENCH_SECONDS" BENCH_WARMUP="$BENCH_WARMUP" BENCH_ROUNDS="$BENCH_ROUNDS" \
         BENCH_MEM_N="$BENCH_MEM_N" BENCH_MICRO_N="$BENCH_MICRO_N" \
         BENCH_PORT="$BENCH_PORT" BENCH_FK="$BENCH_FK" BENCH_MEM_PGOPTIONS="$BENCH_MEM_PGOPTIONS" BENCH_REVISION="$BENCH_REVISION" TMPDIR="${TMPDIR:-/tmp}" \
         BENCH_SYNC="$BENCH_SYNC" BENCH_WORKLOADS="$BENCH_WORKLOADS" BENCH_LOW_CLIENTS="$BENCH_LOW_CLIENTS" BENCH_EXTRAS="$BENCH_EXTRAS" \
-        BENCH_CEILING="$BENCH_CEILING" "$work/bench/run.sh" || status=$?
+        BENCH_CEILING="$BENCH_CEILING" BENCH_VARIANTS="$BENCH_VARIANTS" BENCH_SAMPLE="$BENCH_SAMPLE" \
+        "$work/bench/run.sh" || status=$?
     exit $status
 fi
 
@@ -91,6 +99,7 @@ read -r -a LOW_CLIENTS <<<"$BENCH_LOW_CLIENTS"
 HOT_CLIENTS=32
 VARIANTS=(floor plpgsql naive cast_vote)
 [ "$BENCH_CEILING" = 1 ] && VARIANTS+=(ceiling)
+[ -n "$BENCH_VARIANTS" ] && read -r -a VARIANTS <<<"$BENCH_VARIANTS"
 SETTINGS="shared_buffers=256MB max_connections=100 max_wal_size=4GB fsync=on"
 
 "$bindir/initdb" -D "$tmp/data" -A trust -U "$(id -un)" --no-sync >"$tmp/initdb.log" 2>&1 \
@@ -196,10 +205,27 @@ pgb() {
     reset
     q -c CHECKPOINT
     rm -f "$tmp"/pgl/*
-    local snap
+    local snap lsn0 sampler=
+    lsn0=$(qv 'SELECT pg_current_wal_lsn()')
+    if [ "$BENCH_SAMPLE" = 1 ]; then
+        # what the backends wait for, every 10 ms, one short transaction
+        # each (a sampler that held a snapshot would keep the counters'
+        # dead row versions from being pruned): CPU = running
+        echo "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity" \
+             "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() \\watch 0.01" |
+            "$bindir/psql" -X -A -t -q >"$tmp/waits.raw" 2>/dev/null &
+        sampler=$!
+    fi
     snap=$(cpu_snap)
     PGOPTIONS="-c synchronous_commit=$sync" "$bindir/pgbench" "${common[@]}" \
         -T "$BENCH_SECONDS" --random-seed=42 -l --log-prefix="$tmp/pgl/log" >"$out" 2>"$err" || rc=$?
+    if [ -n "$sampler" ]; then
+        kill -TERM "$sampler" 2>/dev/null || true
+        wait "$sampler" || true
+        grep -v '^$' "$tmp/waits.raw" | sort | uniq -c | sort -rn |
+            awk '{n[NR] = $1; w[NR] = $2; t += $1} END {for (i = 1; i <= NR; i++) printf "%s %.1f\n", w[i], 100 * n[i] / t}' \
+            >"$tmp/waits.txt"
+    fi
 
     local tps txns failed errors
     tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out" | tail -n 1)
@@ -226,12 +252,21 @@ pgb() {
     srvus=$(awk -v a="$snap" -v b="$after" -v n="${txns:-0}" -v hz="$(getconf CLK_TCK)" \
         'BEGIN { split(a, x, " "); split(b, y, " ")
                  if (n > 0) printf "%.0f\n", (y[4] - x[4]) * 1e6 / hz / n; else print "-" }')
+    # WAL bytes per transaction over the run (the checkpoint before it
+    # makes every variant pay the same first full-page images)
+    local walb
+    walb=$(qv "SELECT CASE WHEN ${txns:-0} > 0 THEN round((pg_current_wal_lsn() - '$lsn0')::numeric / ${txns:-0}) END")
     local rows drift dups
     IFS='|' read -r rows drift dups < <(qv "SELECT * FROM bench.check('$variant')") || true
     [ "$variant" = ceiling ] && drift=-
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sync" "$workload" "$name" "$clients" \
-        "${tps:--}" "$mean" "$p99" "${txns:-0}" "$rows" "$drift" "$dups" "$errors" "$others" "$srvus" >>"$results"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sync" "$workload" "$name" "$clients" \
+        "${tps:--}" "$mean" "$p99" "${txns:-0}" "$rows" "$drift" "$dups" "$errors" "$others" "$srvus" "${walb:--}" >>"$results"
     printf '   %-9s c=%-2s %10.0f tps  (%d s with warm-up and reset)\n' "$name" "$clients" "${tps:-0}" $((SECONDS - t0))
+    if [ -n "$sampler" ]; then
+        printf '      waits: %s\n' "$(head -n 6 "$tmp/waits.txt" | awk '{printf "%s%s %s%%", (NR > 1 ? ", " : ""), $1, $2}')"
+        printf '%s\t%s\t%s\t%s\t%s\n' "$sync" "$workload" "$name" "$clients" \
+            "$(awk '{printf "%s%s %s%%", (NR > 1 ? ", " : ""), $1, $2}' "$tmp/waits.txt")" >>"$tmp/waits.tsv"
+    fi
 }
 
 print_table() {
@@ -269,6 +304,7 @@ print_table() {
             if (!(key in tps)) { n++; order[n] = key }
             tps[key] = tps[key] " " $5; mean[key] = mean[key] " " $6; p99[key] = p99[key] " " $7
             if ($14 != "-") cpu[key] = cpu[key] " " $14
+            if ($15 != "" && $15 != "-") wal[key] = wal[key] " " $15
             txns[key] += $8; rows[key] += $9; if ($10 == "-") nocount[key] = 1; else drift[key] += $10; dups[key] += $11; errs[key] += $12
             if (!(key in others) || $13 + 0 > others[key] + 0) others[key] = $13
             rounds[key]++
@@ -279,15 +315,16 @@ print_table() {
                 med[order[i]] = median(tps[order[i]])
                 if (k[1] ~ /^floor/) floor[k[2]] = med[order[i]]
                 if (k[1] == "plpgsql") plpg[k[2]] = med[order[i]]
+                if (k[1] == "ceiling") ceil[k[2]] = med[order[i]]
             }
-            printf "%-10s %7s %10s %9s %9s %7s %9s %11s %7s %7s %9s %6s %5s %6s %7s\n", "variant", "clients", "tps",
-                   "mean ms", "p99 ms", "cpu us", "x floor", "x plpgsql", "rounds", "spread%", "rows/tx", "drift", "dups",
+            printf "%-10s %7s %10s %9s %9s %7s %7s %9s %11s %10s %7s %7s %9s %6s %5s %6s %7s\n", "variant", "clients", "tps",
+                   "mean ms", "p99 ms", "cpu us", "WAL B", "x floor", "x plpgsql", "x ceiling", "rounds", "spread%", "rows/tx", "drift", "dups",
                    "errors", "others%"
             for (i = 1; i <= n; i++) {
                 key = order[i]; split(key, k, "\t")
-                printf "%-10s %7s %10.0f %9s %9s %7s %9s %11s %7s %7s %9s %6s %5s %6s %7s\n", k[1], k[2], med[key],
-                       ms(median(mean[key])), ms(median(p99[key])), median(cpu[key]), ratio(med[key], floor[k[2]]),
-                       ratio(med[key], plpg[k[2]]), rounds[key], spread(tps[key]),
+                printf "%-10s %7s %10.0f %9s %9s %7s %7s %9s %11s %10s %7s %7s %9s %6s %5s %6s %7s\n", k[1], k[2], med[key],
+                       ms(median(mean[key])), ms(median(p99[key])), median(cpu[key]), median(wal[key]), ratio(med[key], floor[k[2]]),
+                       ratio(med[key], plpg[k[2]]), ratio(med[key], ceil[k[2]]), rounds[key], spread(tps[key]),
                        (txns[key] > 0 ? sprintf("%.4f", rows[key] / txns[key]) : "-"), (key in nocount ? "-" : drift[key] + 0), dups[key],
                        errs[key], others[key]
             }
@@ -370,6 +407,11 @@ fi
 echo
 echo "== all tables"
 cat "$tables"
+if [ -s "$tmp/waits.tsv" ]; then
+    echo
+    echo "== what the client backends waited for (BENCH_SAMPLE=1: share of 10 ms samples, per run)"
+    awk -F'\t' '{printf "%-4s %-4s %-10s c=%-3s %s\n", $1, $2, $3, $4, $5}' "$tmp/waits.tsv"
+fi
 echo
 echo "tps: transactions per second (pgbench, without connection time); mean and p99: latency per"
 echo "transaction from pgbench's per-transaction log; cpu us: CPU time of the server's processes per"

@@ -65,16 +65,9 @@ if [ "$(id -u)" = 0 ]; then
     work=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_scale.XXXXXX")
     trap 'rm -rf "$work"' EXIT
     tar -C "$src" --exclude=.git -cf - . | tar -C "$work" -xf -
-    # PostgreSQL finds its share and lib directories relative to its
-    # binaries: a copy of the installation with this build in it is the
-    # benchmark's own, whatever else gets installed meanwhile
+    # a private copy of the PostgreSQL installation (bench/private-install.sh)
     inst=$work/inst
-    for d in "$("$PG_CONFIG" --bindir)/.." "$("$PG_CONFIG" --sharedir)"; do
-        d=$(cd "$d" && pwd)
-        mkdir -p "$inst$(dirname "$d")"
-        cp -a "$d" "$inst$(dirname "$d")/"
-    done
-    make -C "$src" -s install DESTDIR="$inst"
+    "$src/bench/private-install.sh" "$inst"
     chown -R postgres: "$work"
     status=0
     runuser -u postgres -- env PG_CONFIG="$inst$("$PG_CONFIG" --bindir)/pg_config" PATH="$PATH" QUICK="$QUICK" \

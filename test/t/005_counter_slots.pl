@@ -1,11 +1,11 @@
 # vote_guard: an entry's counter slot rows at their limits.
 #
-# Part 1: every slot held.  Sixteen prepared transactions with a vote each
-#   hold the sixteen counter rows of one entry (each vote took the first row
+# Part 1: every slot held.  64 prepared transactions with a vote each
+#   hold the 64 counter rows of one entry (each vote took the first row
 #   the ones before it did not hold).  The next vote has no free row and
 #   waits for its own backend's slot (lock_timeout ends the wait); once the
 #   prepared votes are committed or rolled back it goes through, and the
-#   entry still has sixteen rows.
+#   entry still has 64 rows.
 # Part 2: a counter row whose page is full.  Many votes for one entry in one
 #   transaction leave every old version of the row in place, so updates stop
 #   fitting on the page and move to new pages: each new version needs its own
@@ -21,11 +21,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $slots = 16;    # VG_COUNTER_SLOTS
+my $slots = 64;    # VG_COUNTER_SLOTS
 
 my $node = PostgreSQL::Test::Cluster->new('slots');
 $node->init;
-$node->append_conf('postgresql.conf', "max_prepared_transactions = 20\n");
+$node->append_conf('postgresql.conf', "max_prepared_transactions = 70\n");
 $node->start;
 
 sub query { return $node->safe_psql('postgres', $_[0]); }
