@@ -115,6 +115,9 @@ struct VgTable
 
 static bool counters_as_created(VgTable *t, Relation rel);
 static void contest_places_follow(int64 contest_id, int64 delta);
+struct PlacePool;
+static void pool_insert_rows(struct PlacePool *p, int64 remaining, int64 votes,
+							 bool has_places);
 static void table_index_insert(VgTable *t, Relation rel, HeapTuple tup);
 static int32 counter_slot(void);
 static bool plain_counter_table(Relation rel, const Oid *column_types, int natts);
@@ -2291,34 +2294,63 @@ pool_add(PlacePool *p, int64 delta, int64 *count)
 static void
 pool_create(PlacePool *p, int64 capacity, int64 base)
 {
+	pool_insert_rows(p, capacity - base, base, true);
+}
+
+/*
+ * The places left of a pool (VG_NO_CAPACITY: none) in slot row slot, as
+ * vote_guard.places_split splits them: evenly over VG_COUNTER_SLOTS rows,
+ * the first ones one more; a debt all in slot 0.
+ */
+static int64
+places_in_slot(int64 remaining, int slot)
+{
+	if (remaining < 0)
+		return slot == 0 ? remaining : 0;
+	return remaining / VG_COUNTER_SLOTS + (slot < remaining % VG_COUNTER_SLOTS ? 1 : 0);
+}
+
+/*
+ * Insert a pool's slot rows: remaining places split over them (with
+ * has_places; else one row without), votes in slot 0.  One row per
+ * statement: Citus routes each to the contest's shard.  Rows that exist
+ * stay (concurrent creators insert the same rows).
+ */
+static void
+pool_insert_rows(PlacePool *p, int64 remaining, int64 votes, bool has_places)
+{
 	static SPIPlanPtr plan_entry = NULL;
 	static SPIPlanPtr plan_contest = NULL;
-	Datum		args[4];
+	int			slot;
 
 	if (plan_entry == NULL)
 	{
-		Oid			argtypes[4] = {INT8OID, INT8OID, INT8OID, INT8OID};
+		Oid			argtypes[5] = {INT8OID, INT8OID, INT4OID, INT8OID, INT8OID};
 
 		plan_entry = vg_prepare_kept(
 			"INSERT INTO vote_guard.counters (contest_id, entry_id, slot, votes, allot)"
-			" SELECT $1, $2, p.slot,"
-			"        CASE WHEN p.slot OPERATOR(pg_catalog.=) 0 THEN $4 ELSE 0 END, p.allot"
-			"   FROM vote_guard.places_split($3 OPERATOR(pg_catalog.-) $4) p"
-			" ON CONFLICT DO NOTHING",
-			4, argtypes);
+			" VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+			5, argtypes);
 		plan_contest = vg_prepare_kept(
 			"INSERT INTO vote_guard.contest_counters (contest_id, slot, allot)"
-			" SELECT $1, p.slot, p.allot"
-			"   FROM vote_guard.places_split($3 OPERATOR(pg_catalog.-) $4) p"
-			" ON CONFLICT DO NOTHING",
-			4, argtypes);
+			" VALUES ($1, $3, $5) ON CONFLICT DO NOTHING",
+			5, argtypes);
 	}
-	args[0] = Int64GetDatum(p->contest_id);
-	args[1] = Int64GetDatum(p->entry_id);
-	args[2] = Int64GetDatum(capacity);
-	args[3] = Int64GetDatum(base);
-	vg_execute(p->votes_att > 0 ? plan_entry : plan_contest, args, NULL,
-			   SPI_OK_INSERT, 0);
+	for (slot = 0; slot < (has_places ? VG_COUNTER_SLOTS : 1); slot++)
+	{
+		Datum		args[5];
+		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+		args[0] = Int64GetDatum(p->contest_id);
+		args[1] = Int64GetDatum(p->entry_id);
+		args[2] = Int32GetDatum(slot);
+		args[3] = Int64GetDatum(slot == 0 ? votes : 0);
+		args[4] = Int64GetDatum(places_in_slot(remaining, slot));
+		if (!has_places)
+			nulls[4] = 'n';
+		vg_execute(p->votes_att > 0 ? plan_entry : plan_contest,
+				   args, nulls, SPI_OK_INSERT, 0);
+	}
 }
 
 /*
@@ -2510,15 +2542,14 @@ vg_entry_places_reset(int64 contest_id, int64 entry_id, int64 capacity)
 {
 	static SPIPlanPtr plan_lock = NULL;
 	static SPIPlanPtr plan_delete = NULL;
-	static SPIPlanPtr plan_insert = NULL;
-	Datum		args[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		args[2];
 	int64		total;
+	PlacePool	p;
 
 	vg_spi_connect();
 	if (plan_lock == NULL)
 	{
-		Oid			argtypes[4] = {INT8OID, INT8OID, INT8OID, INT8OID};
+		Oid			argtypes[2] = {INT8OID, INT8OID};
 
 		plan_lock = vg_prepare_kept(
 			"SELECT k.votes FROM vote_guard.counters k"
@@ -2530,25 +2561,14 @@ vg_entry_places_reset(int64 contest_id, int64 entry_id, int64 capacity)
 			" WHERE k.contest_id OPERATOR(pg_catalog.=) $1"
 			"   AND k.entry_id OPERATOR(pg_catalog.=) $2",
 			2, argtypes);
-		/* $3 null: one row with the count, no places */
-		plan_insert = vg_prepare_kept(
-			"INSERT INTO vote_guard.counters (contest_id, entry_id, slot, votes, allot)"
-			" SELECT $1, $2, p.slot,"
-			"        CASE WHEN p.slot OPERATOR(pg_catalog.=) 0 THEN $4 ELSE 0 END,"
-			"        CASE WHEN $3 IS NOT NULL THEN p.allot END"
-			"   FROM vote_guard.places_split(COALESCE($3, 0) OPERATOR(pg_catalog.-) $4) p"
-			"  WHERE $3 IS NOT NULL OR p.slot OPERATOR(pg_catalog.=) 0",
-			4, argtypes);
 	}
 	args[0] = Int64GetDatum(contest_id);
 	args[1] = Int64GetDatum(entry_id);
 	contest_row_lock(contest_id);
 	total = sum_locked_votes(plan_lock, args);
 	vg_execute(plan_delete, args, NULL, SPI_OK_DELETE, 0);
-	args[2] = Int64GetDatum(capacity);
-	nulls[2] = capacity == VG_NO_CAPACITY ? 'n' : ' ';
-	args[3] = Int64GetDatum(total);
-	vg_execute(plan_insert, args, nulls, SPI_OK_INSERT, 0);
+	pool_init_entry(&p, contest_id, entry_id);
+	pool_insert_rows(&p, capacity - total, total, capacity != VG_NO_CAPACITY);
 	SPI_finish();
 }
 
@@ -2563,14 +2583,14 @@ vg_contest_places_reset(int64 contest_id, int64 capacity)
 {
 	static SPIPlanPtr plan_lock = NULL;
 	static SPIPlanPtr plan_delete = NULL;
-	static SPIPlanPtr plan_insert = NULL;
-	Datum		args[2];
+	Datum		args[1];
 	int64		total;
+	PlacePool	p;
 
 	vg_spi_connect();
 	if (plan_lock == NULL)
 	{
-		Oid			argtypes[2] = {INT8OID, INT8OID};
+		Oid			argtypes[1] = {INT8OID};
 
 		plan_lock = vg_prepare_kept(
 			"SELECT k.votes FROM vote_guard.counters k"
@@ -2580,10 +2600,6 @@ vg_contest_places_reset(int64 contest_id, int64 capacity)
 			"DELETE FROM vote_guard.contest_counters k"
 			" WHERE k.contest_id OPERATOR(pg_catalog.=) $1",
 			1, argtypes);
-		plan_insert = vg_prepare_kept(
-			"INSERT INTO vote_guard.contest_counters (contest_id, slot, allot)"
-			" SELECT $1, p.slot, p.allot FROM vote_guard.places_split($2) p",
-			2, argtypes);
 	}
 	args[0] = Int64GetDatum(contest_id);
 	contest_row_lock(contest_id);
@@ -2591,8 +2607,8 @@ vg_contest_places_reset(int64 contest_id, int64 capacity)
 	vg_execute(plan_delete, args, NULL, SPI_OK_DELETE, 0);
 	if (capacity != VG_NO_CAPACITY)
 	{
-		args[1] = Int64GetDatum(capacity - total);
-		vg_execute(plan_insert, args, NULL, SPI_OK_INSERT, 0);
+		pool_init_contest(&p, contest_id);
+		pool_insert_rows(&p, capacity - total, 0, true);
 	}
 	SPI_finish();
 }
