@@ -13,6 +13,8 @@
  *					vote for change_vote and retract_vote
  *	  counters		an entry's count in slot rows: adding, summing, and
  *					following the owner's own writes to votes
+ *	  places		(1.1) the places left of entries and contests with a
+ *					capacity, in escrow over slot rows
  *
  * The reads and writes of every vote do not go through the planner: as
  * queries they would be planned from the tables' statistics, and counters
@@ -115,6 +117,7 @@ struct VgTable
 
 static bool counters_as_created(VgTable *t, Relation rel);
 static void contest_places_follow(int64 contest_id, int64 delta);
+static void contest_row_lock(int64 contest_id);
 struct PlacePool;
 static void pool_insert_rows(struct PlacePool *p, int64 remaining, int64 votes,
 							 bool has_places);
@@ -967,7 +970,6 @@ vg_entry_lookup(int64 contest_id, int64 entry_id, int64 *capacity)
 bool
 vg_entry_has_votes(int64 contest_id, int64 entry_id)
 {
-	static SPIPlanPtr plan_contest_row = NULL;
 	static SPIPlanPtr plan_votes = NULL;
 	Datum		args[2] = {Int64GetDatum(contest_id), Int64GetDatum(entry_id)};
 	bool		found;
@@ -977,17 +979,13 @@ vg_entry_has_votes(int64 contest_id, int64 entry_id)
 	{
 		Oid			argtypes[2] = {INT8OID, INT8OID};
 
-		plan_contest_row = vg_prepare_kept(
-			"SELECT 1 FROM vote_guard.contests c"
-			" WHERE c.id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
-			1, argtypes);
 		plan_votes = vg_prepare_kept(
 			"SELECT 1 FROM vote_guard.votes v"
 			" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
 			"   AND v.entry_id OPERATOR(pg_catalog.=) $2 LIMIT 1",
 			2, argtypes);
 	}
-	vg_execute(plan_contest_row, args, NULL, SPI_OK_SELECT, 0);
+	contest_row_lock(contest_id);
 	vg_execute(plan_votes, args, NULL, SPI_OK_SELECT, 1);
 	found = SPI_processed > 0;
 	SPI_finish();

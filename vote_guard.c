@@ -28,6 +28,11 @@
  *	6. on a conflict, the voter's votes say which vector collided, or that
  *	   this request_id was accepted before (a replay).
  *
+ * For an entry or contest with a capacity (1.1) a place is taken before
+ * step 5 (take_place, vg_storage.c's escrow), moving the entry's count with
+ * it: a full one answers entry_full or contest_full unless the voter's own
+ * checks answer first, and a vote the indexes refuse gives its place back.
+ *
  * This file is the top layer: it decides the order of the work and the
  * answer, calling down into the policy (vg_policy.c), the storage
  * (vg_storage.c) and the keys (vg_crypto.c, vg_normalize.c); it names no
