@@ -2139,10 +2139,12 @@ pool_row_allot(PlacePool *p, TupleTableSlot *slot)
 /*
  * Take delta places of the pool (delta > 0) or give -delta back (delta <
  * 0), as described above.  *count: the pool's votes as the transaction
- * sees them after (counters only).
+ * sees them after (counters only).  With undo, delta places are taken back
+ * that this transaction gave back just before (into a row it holds), even
+ * if that paid a debt: the pool is as before.
  */
 static PoolResult
-pool_add(PlacePool *p, int64 delta, int64 *count)
+pool_add(PlacePool *p, int64 delta, bool undo, int64 *count)
 {
 	bool		take = delta > 0;
 	int64		remaining = take ? delta : -delta;
@@ -2212,7 +2214,7 @@ pool_add(PlacePool *p, int64 delta, int64 *count)
 			TM_Result	result;
 			int64		t;
 
-			if (take && row->allot < 1)
+			if (take && !undo && row->allot < 1)
 				continue;		/* dry when the scan began */
 			result = table_tuple_lock(rel, &row->tid, snapshot, locked,
 									  GetCurrentCommandId(true),
@@ -2228,7 +2230,7 @@ pool_add(PlacePool *p, int64 delta, int64 *count)
 				continue;		/* deleted: a capacity being set anew */
 			if (take)
 			{
-				t = Min(pool_row_allot(p, locked), remaining);
+				t = undo ? remaining : Min(pool_row_allot(p, locked), remaining);
 				if (t <= 0)
 				{
 					held_dry = true;
@@ -2358,15 +2360,16 @@ pool_insert_rows(PlacePool *p, int64 remaining, int64 votes, bool has_places)
  * they are more).  Returns false when full.
  */
 static bool
-places_add(PlacePool *p, int64 capacity, int64 delta, bool restore,
+places_add(PlacePool *p, int64 capacity, int64 delta, int flags,
 		   bool *unlimited, int64 *count)
 {
+	bool		restore = (flags & VG_COUNT_RESTORE) != 0;
 	int			attempt;
 
 	*unlimited = false;
 	for (attempt = 0;; attempt++)
 	{
-		switch (pool_add(p, delta, count))
+		switch (pool_add(p, delta, (flags & VG_COUNT_UNDO) != 0, count))
 		{
 			case POOL_DONE:
 				return true;
@@ -2460,8 +2463,7 @@ vg_counter_add(int64 contest_id, int64 entry_id, int64 delta, int64 capacity,
 	if (table_shape(&counters_table) == 0)
 		elog(ERROR, "vote_guard.counters has no places (allot) column");
 	pool_init_entry(&p, contest_id, entry_id);
-	if (!places_add(&p, capacity, delta, (flags & VG_COUNT_RESTORE) != 0,
-					&unlimited, count))
+	if (!places_add(&p, capacity, delta, flags, &unlimited, count))
 		return false;
 	if (unlimited &&
 		!counter_add_unlimited(contest_id, entry_id, delta, count))
@@ -2484,8 +2486,7 @@ vg_contest_places_add(int64 contest_id, int64 capacity, int64 delta, int flags)
 	if (table_shape(&contests_table) == 0)
 		return true;			/* 1.0: no capacities */
 	pool_init_contest(&p, contest_id);
-	return places_add(&p, capacity, delta, (flags & VG_COUNT_RESTORE) != 0,
-					  &unlimited, &count);
+	return places_add(&p, capacity, delta, flags, &unlimited, &count);
 }
 
 /*

@@ -56,6 +56,7 @@ extern void vg_vote_delete(int64 contest_id, int64 vote_id);
 /* counters */
 extern int64 vg_entry_count(int64 contest_id, int64 entry_id);
 #define VG_COUNT_RESTORE	0x01	/* a pool without rows counts the votes as there */
+#define VG_COUNT_UNDO		0x02	/* take back places just given back */
 extern bool vg_counter_add(int64 contest_id, int64 entry_id, int64 delta,
 						   int64 capacity, int flags, int64 *count);
 

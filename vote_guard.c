@@ -559,9 +559,30 @@ move_counted(int64 contest_id, int64 cur_entry, int64 new_entry,
 		vg_vote_move(contest_id, vote_id, new_entry, false);
 		return true;
 	}
-	if (!vg_counter_add(contest_id, new_entry, 1, new_capacity, 0, &count))
-		return false;
-	(void) vg_counter_add(contest_id, cur_entry, -1, cur_capacity, 0, &count);
+	/*
+	 * The two entries' counter rows in entry order, as the votes trigger
+	 * moves them: two moves in opposite directions cannot wait for each
+	 * other.  A place given back first is taken again if the new entry is
+	 * full (this transaction holds the row it went to).
+	 */
+	if (cur_entry < new_entry)
+	{
+		(void) vg_counter_add(contest_id, cur_entry, -1, cur_capacity, 0, &count);
+		if (!vg_counter_add(contest_id, new_entry, 1, new_capacity, 0, &count))
+		{
+			if (!vg_counter_add(contest_id, cur_entry, 1, cur_capacity,
+								VG_COUNT_UNDO, &count))
+				elog(ERROR, "could not take back the place of entry " INT64_FORMAT,
+					 cur_entry);
+			return false;
+		}
+	}
+	else
+	{
+		if (!vg_counter_add(contest_id, new_entry, 1, new_capacity, 0, &count))
+			return false;
+		(void) vg_counter_add(contest_id, cur_entry, -1, cur_capacity, 0, &count);
+	}
 	vg_vote_move(contest_id, vote_id, new_entry, true);
 	return true;
 }

@@ -95,6 +95,20 @@ SELECT vote_guard.add_entry(:c, 4, 'none', 0);
 SELECT :R FROM vote_guard.cast_vote(:c, 4, user_id => 'u14');
 SELECT * FROM vote_guard.verify(:c) WHERE drift <> 0;
 
+-- a move out of an entry in debt into a full entry: entry_full, nothing moved
+-- (the lower entry's place is given back first, then taken back)
+SELECT vote_guard.create_contest('claims: debt', dedupe_on => '{user}', allow_change => true) AS d \gset
+SELECT vote_guard.add_entry(:d, 1), vote_guard.add_entry(:d, 2, capacity => 0);
+SELECT :R FROM vote_guard.cast_vote(:d, 1, user_id => 'd1');
+SELECT :R FROM vote_guard.cast_vote(:d, 1, user_id => 'd2');
+SELECT vote_guard.set_entry_capacity(:d, 1, 1) AS counted;
+SELECT :R FROM vote_guard.change_vote(:d, 2, 'd1');
+SELECT entry_id, votes, places FROM places WHERE contest_id = :d ORDER BY 1;
+SELECT vote_guard.set_entry_capacity(:d, 2, 1) AS counted;
+SELECT :R FROM vote_guard.change_vote(:d, 2, 'd1');
+SELECT :R FROM vote_guard.cast_vote(:d, 1, user_id => 'd3');
+SELECT entry_id, votes, places FROM places WHERE contest_id = :d ORDER BY 1;
+
 --
 -- contest capacity, over all its entries
 --
