@@ -19,10 +19,10 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 SHLIB_LINK = -lcrypto
 
 # pg_regress suites (sql/ and expected/)
-REGRESS = setup hashing normalize cast_vote bad_input privileges search_path admin policies table_shapes calling extremes read_only drop_guard
+REGRESS = setup hashing normalize cast_vote bad_input privileges search_path admin policies table_shapes calling extremes read_only drop_guard claims
 
 # isolationtester specs (test/isolation/specs and test/isolation/expected)
-ISOLATION = vote_race close_race replay_race policy_limit_race policy_cooldown_race policy_entry_race policy_change_race policy_owner_race entry_race counter_race insert_race serializable_hot
+ISOLATION = vote_race close_race replay_race policy_limit_race policy_cooldown_race policy_entry_race policy_change_race policy_owner_race entry_race counter_race insert_race serializable_hot claims_race
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation --load-extension=vote_guard
 
 # TAP tests (PostgreSQL::Test::Cluster)

@@ -13,6 +13,8 @@
  *					vote for change_vote and retract_vote
  *	  counters		an entry's count in slot rows: adding, summing, and
  *					following the owner's own writes to votes
+ *	  places		(1.1) the places left of entries and contests with a
+ *					capacity, in escrow over slot rows
  *
  * The reads and writes of every vote do not go through the planner: as
  * queries they would be planned from the tables' statistics, and counters
@@ -104,9 +106,24 @@ struct VgTable
 	Oid			table_seqid;	/* distributed: votes' sequence, the table's */
 	HTAB	   *shards;			/* contest_id -> VgShard, or NULL */
 	uint32		generation;		/* counts the callback's flushes */
+	/*
+	 * 1.1 shape: the column of capacities (contests, entries) or places
+	 * (counters) when the table has it, 0 on a database still at the 1.0
+	 * schema, -1 not looked up yet (table_shape).
+	 */
+	const char *capacity_column;
+	AttrNumber	capacity_att;
 };
 
 static bool counters_as_created(VgTable *t, Relation rel);
+static void contest_places_follow(int64 contest_id, int64 delta);
+static void contest_row_lock(int64 contest_id);
+struct PlacePool;
+static void pool_insert_rows(struct PlacePool *p, int64 remaining, int64 votes,
+							 bool has_places);
+static void table_index_insert(VgTable *t, Relation rel, HeapTuple tup);
+static int32 counter_slot(void);
+static bool plain_counter_table(Relation rel, const Oid *column_types, int natts);
 static bool votes_as_created(VgTable *t, Relation rel);
 static bool votes_shape_ok(Relation rel, bool shard);
 static bool citus_distributed(Oid relid);
@@ -116,13 +133,20 @@ static Relation shard_open_checked(VgTable *t, int64 contest_id,
 static void contest_cache_flush(void);
 static void entry_cache_flush(void);
 
-static VgTable contests_table = {"contests", NULL, contest_cache_flush};
+static bool contest_counters_as_created(VgTable *t, Relation rel);
+
+static VgTable contests_table = {"contests", NULL, contest_cache_flush,
+.capacity_column = "capacity", .capacity_att = -1};
 static VgTable secrets_table = {"secrets", NULL, vg_contest_keys_flush};
-static VgTable entries_table = {"entries", NULL, entry_cache_flush};
-static VgTable counters_table = {"counters", counters_as_created, NULL};
+static VgTable entries_table = {"entries", NULL, entry_cache_flush,
+.capacity_column = "capacity", .capacity_att = -1};
+static VgTable counters_table = {"counters", counters_as_created, NULL,
+.capacity_column = "allot", .capacity_att = -1};
+static VgTable contest_counters_table = {"contest_counters",
+contest_counters_as_created, NULL};
 static VgTable votes_table = {"votes", votes_as_created, NULL};
 static VgTable *const all_tables[] = {&contests_table, &secrets_table,
-&entries_table, &counters_table, &votes_table};
+&entries_table, &counters_table, &contest_counters_table, &votes_table};
 static bool callback_registered = false;
 
 /*
@@ -141,6 +165,7 @@ tables_callback(Datum arg, Oid relid)
 		if (relid != InvalidOid && relid != t->relid)
 			continue;
 		t->relid = InvalidOid;
+		t->capacity_att = -1;
 		if (t->flush != NULL)
 			t->flush();
 		vg_backend_cache_drop(&t->shards);
@@ -171,6 +196,27 @@ table_watch(VgTable *t)
 	AcceptInvalidationMessages();
 	if (!OidIsValid(t->relid))
 		t->relid = vg_table_relid(t->relname);
+}
+
+/*
+ * The table's 1.1 column of capacities or places, or 0 when it has none (a
+ * database still at the 1.0 schema, before ALTER EXTENSION UPDATE): looked
+ * up once, and again after any change to the table.
+ */
+static AttrNumber
+table_shape(VgTable *t)
+{
+	if (t->capacity_att < 0)
+	{
+		/* (the relid is not kept: table_open_local checks what it opens) */
+		Oid			relid;
+
+		tables_listen();
+		relid = OidIsValid(t->relid) ? t->relid : vg_table_relid(t->relname);
+		t->capacity_att = OidIsValid(relid) && t->capacity_column != NULL ?
+			Max(get_attnum(relid, t->capacity_column), 0) : 0;
+	}
+	return t->capacity_att;
 }
 
 /*
@@ -551,18 +597,19 @@ typedef struct ContestCacheEntry
 
 static HTAB *contest_cache = NULL;
 
-static SPIPlanPtr plan_contest = NULL;
-static SPIPlanPtr plan_contest_share = NULL;
+/* [1]: the 1.1 shape, with capacity; [0]: a database still at 1.0 */
+static SPIPlanPtr plan_contest[2] = {NULL, NULL};
+static SPIPlanPtr plan_contest_share[2] = {NULL, NULL};
 static SPIPlanPtr plan_key_settings = NULL;
 
-#define CONTEST_QUERY \
+#define CONTEST_QUERY(capacity) \
 	"SELECT c.opens_at, c.closes_at, c.closed_at IS NOT NULL," \
 	"       'ip' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
 	"       'user' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
 	"       'email' OPERATOR(pg_catalog.=) ANY (c.dedupe_on)," \
 	"       c.ipv4_prefix, c.ipv6_prefix, c.require_user," \
 	"       c.votes_per_voter, c.per_entry_limit, c.vote_window, c.cooldown," \
-	"       c.allow_change, c.secret_version" \
+	"       c.allow_change, c.secret_version, " capacity \
 	"  FROM vote_guard.contests c" \
 	" WHERE c.id OPERATOR(pg_catalog.=) $1"
 
@@ -606,6 +653,7 @@ vg_load_contest(int64 contest_id, VgContest *c)
 	Datum		d;
 	bool		snapshot_mode = IsolationUsesXactSnapshot();
 	ContestCacheEntry *cached;
+	int			shape;
 
 	if (!snapshot_mode)
 	{
@@ -619,15 +667,18 @@ vg_load_contest(int64 contest_id, VgContest *c)
 		}
 	}
 
-	if (plan_contest == NULL)
+	shape = table_shape(&contests_table) > 0 ? 1 : 0;
+	if (plan_contest[shape] == NULL)
 	{
 		Oid			argtypes[1] = {INT8OID};
+		const char *query = shape ? CONTEST_QUERY("c.capacity") :
+			CONTEST_QUERY("NULL::pg_catalog.int8");
 
-		plan_contest_share = vg_prepare_kept(CONTEST_QUERY " FOR SHARE OF c",
-											 1, argtypes);
-		plan_contest = vg_prepare_kept(CONTEST_QUERY, 1, argtypes);
+		plan_contest_share[shape] =
+			vg_prepare_kept(psprintf("%s FOR SHARE OF c", query), 1, argtypes);
+		plan_contest[shape] = vg_prepare_kept(query, 1, argtypes);
 	}
-	vg_execute(snapshot_mode ? plan_contest_share : plan_contest,
+	vg_execute(snapshot_mode ? plan_contest_share[shape] : plan_contest[shape],
 			   args, NULL, SPI_OK_SELECT, 1);
 	if (SPI_processed == 0)
 		return false;
@@ -650,6 +701,8 @@ vg_load_contest(int64 contest_id, VgContest *c)
 	c->cooldown_usecs = interval_usecs(d, isnull, "cooldown");
 	c->allow_change = DatumGetBool(vg_spi_value(0, 14, &isnull));
 	c->secret_version = DatumGetInt32(vg_spi_value(0, 15, &isnull));
+	d = vg_spi_value(0, 16, &isnull);
+	c->capacity = isnull ? VG_NO_CAPACITY : DatumGetInt64(d);
 
 	if (!snapshot_mode)
 	{
@@ -792,6 +845,13 @@ typedef struct EntryKey
 	int64		entry_id;
 } EntryKey;
 
+/* an entry known to exist, and its capacity */
+typedef struct EntryCacheEntry
+{
+	EntryKey	key;			/* hash key */
+	int64		capacity;		/* VG_NO_CAPACITY: none */
+} EntryCacheEntry;
+
 #define ENTRY_CACHE_MAX		10000
 
 static HTAB *entry_cache = NULL;
@@ -805,10 +865,12 @@ entry_cache_flush(void)
 /*
  * Is the entry visible to snapshot?  *own: its row was written by this
  * transaction (not committed yet: it may still go with a rollback).
+ * *capacity (if not NULL): its capacity, VG_NO_CAPACITY for none or on a
+ * database still at the 1.0 schema.
  */
 static bool
 entry_visible(Relation rel, int64 contest_id, int64 entry_id, Snapshot snapshot,
-			  bool *own)
+			  bool *own, int64 *capacity)
 {
 	SysScanDesc scan = entry_scan(&entries_table, rel, contest_id, entry_id,
 								  snapshot);
@@ -817,6 +879,19 @@ entry_visible(Relation rel, int64 contest_id, int64 entry_id, Snapshot snapshot,
 
 	if (found && own != NULL)
 		*own = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup->t_data));
+	if (found && capacity != NULL)
+	{
+		/* by name: a Citus shard may number its columns otherwise */
+		TupleDesc	desc = RelationGetDescr(rel);
+		int			att = table_shape(&entries_table) > 0 ?
+			SPI_fnumber(desc, "capacity") : 0;
+		bool		isnull = true;
+		Datum		d = 0;
+
+		if (att > 0)
+			d = heap_getattr(tup, att, desc, &isnull);
+		*capacity = isnull ? VG_NO_CAPACITY : DatumGetInt64(d);
+	}
 	systable_endscan(scan);
 	return found;
 }
@@ -829,30 +904,49 @@ entry_visible(Relation rel, int64 contest_id, int64 entry_id, Snapshot snapshot,
 bool
 vg_entry_exists(int64 contest_id, int64 entry_id)
 {
+	int64		capacity;
+
+	return vg_entry_lookup(contest_id, entry_id, &capacity);
+}
+
+/*
+ * vg_entry_exists, and the entry's capacity (VG_NO_CAPACITY: none).  A
+ * change of capacity takes the contest's lock in exclusive mode and empties
+ * the caches as a removal does (entries trigger).
+ */
+bool
+vg_entry_lookup(int64 contest_id, int64 entry_id, int64 *capacity)
+{
 	EntryKey	key = {contest_id, entry_id};
 	bool		use_cache = !IsolationUsesXactSnapshot();
 	Relation	rel;
 	bool		found;
 	bool		own = false;
+	EntryCacheEntry *cached;
 
 	if (use_cache && entry_cache != NULL &&
-		hash_search(entry_cache, &key, HASH_FIND, NULL) != NULL)
+		(cached = hash_search(entry_cache, &key, HASH_FIND, NULL)) != NULL)
+	{
+		*capacity = cached->capacity;
 		return true;
+	}
 
 	rel = table_open_checked(&entries_table, contest_id, AccessShareLock);
 	found = entry_visible(rel, contest_id, entry_id, push_statement_snapshot(),
-						  &own);
+						  &own, capacity);
 	PopActiveSnapshot();
 	if (found && use_cache && !own)
 	{
-		(void) vg_backend_cache_enter(&entry_cache, "vote_guard entries",
-									  sizeof(EntryKey), sizeof(EntryKey),
-									  ENTRY_CACHE_MAX, &key);
+		cached = vg_backend_cache_enter(&entry_cache, "vote_guard entries",
+										sizeof(EntryKey), sizeof(EntryCacheEntry),
+										ENTRY_CACHE_MAX, &key);
+		cached->capacity = *capacity;
 	}
 	if (found && IsolationUsesXactSnapshot())
 	{
 		PushActiveSnapshot(GetLatestSnapshot());
-		found = entry_visible(rel, contest_id, entry_id, GetActiveSnapshot(), NULL);
+		found = entry_visible(rel, contest_id, entry_id, GetActiveSnapshot(),
+							  NULL, capacity);
 		PopActiveSnapshot();
 		if (!found)
 			ereport(ERROR,
@@ -876,7 +970,6 @@ vg_entry_exists(int64 contest_id, int64 entry_id)
 bool
 vg_entry_has_votes(int64 contest_id, int64 entry_id)
 {
-	static SPIPlanPtr plan_contest_row = NULL;
 	static SPIPlanPtr plan_votes = NULL;
 	Datum		args[2] = {Int64GetDatum(contest_id), Int64GetDatum(entry_id)};
 	bool		found;
@@ -886,17 +979,13 @@ vg_entry_has_votes(int64 contest_id, int64 entry_id)
 	{
 		Oid			argtypes[2] = {INT8OID, INT8OID};
 
-		plan_contest_row = vg_prepare_kept(
-			"SELECT 1 FROM vote_guard.contests c"
-			" WHERE c.id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
-			1, argtypes);
 		plan_votes = vg_prepare_kept(
 			"SELECT 1 FROM vote_guard.votes v"
 			" WHERE v.contest_id OPERATOR(pg_catalog.=) $1"
 			"   AND v.entry_id OPERATOR(pg_catalog.=) $2 LIMIT 1",
 			2, argtypes);
 	}
-	vg_execute(plan_contest_row, args, NULL, SPI_OK_SELECT, 0);
+	contest_row_lock(contest_id);
 	vg_execute(plan_votes, args, NULL, SPI_OK_SELECT, 1);
 	found = SPI_processed > 0;
 	SPI_finish();
@@ -1406,10 +1495,11 @@ vg_user_vote_lock(int64 contest_id, int64 vote_id, text *user_id,
 
 /*
  * Move a vote to another entry, decided under the voter's locks: one
- * UPDATE, whose trigger moves both counters.
+ * UPDATE, whose trigger moves both counters, unless the caller has
+ * (counted).
  */
 void
-vg_vote_move(int64 contest_id, int64 vote_id, int64 new_entry)
+vg_vote_move(int64 contest_id, int64 vote_id, int64 new_entry, bool counted)
 {
 	static SPIPlanPtr plan = NULL;
 	Datum		args[3] = {Int64GetDatum(contest_id), Int64GetDatum(vote_id),
@@ -1425,7 +1515,8 @@ vg_vote_move(int64 contest_id, int64 vote_id, int64 new_entry)
 			"   AND v.vote_id OPERATOR(pg_catalog.=) $2",
 			3, argtypes);
 	}
-	execute_trusted(plan, args, NULL, SPI_OK_UPDATE, VG_WRITE_DECIDED,
+	execute_trusted(plan, args, NULL, SPI_OK_UPDATE,
+					VG_WRITE_DECIDED | (counted ? VG_WRITE_COUNTED : 0),
 					InvalidSnapshot);
 }
 
@@ -1481,12 +1572,20 @@ static const char *const counter_deltas[3] = {
 	" GROUP BY 1, 2 HAVING pg_catalog.sum(x.d) OPERATOR(pg_catalog.<>) 0"
 };
 
-/* The columns of vote_guard.counters, in order. */
+/* The columns of vote_guard.counters, in order (allot: since 1.1). */
 static const Oid counters_column_types[] = {
 	INT8OID,					/* contest_id */
 	INT8OID,					/* entry_id */
 	INT4OID,					/* slot */
 	INT8OID,					/* votes */
+	INT8OID,					/* allot */
+};
+
+/* The columns of vote_guard.contest_counters, in order. */
+static const Oid contest_counters_column_types[] = {
+	INT8OID,					/* contest_id */
+	INT4OID,					/* slot */
+	INT8OID,					/* allot */
 };
 
 /*
@@ -1502,6 +1601,26 @@ static const Oid counters_column_types[] = {
 static bool
 counters_as_created(VgTable *t, Relation rel)
 {
+	/* 1.0 has no allot column */
+	int			natts = RelationGetDescr(rel)->natts;
+
+	return (natts == lengthof(counters_column_types) ||
+			natts == lengthof(counters_column_types) - 1) &&
+		plain_counter_table(rel, counters_column_types, natts);
+}
+
+/* The same for vote_guard.contest_counters. */
+static bool
+contest_counters_as_created(VgTable *t, Relation rel)
+{
+	return plain_counter_table(rel, contest_counters_column_types,
+							   lengthof(contest_counters_column_types));
+}
+
+/* counters_as_created, for a table of natts columns of these types. */
+static bool
+plain_counter_table(Relation rel, const Oid *column_types, int natts)
+{
 	TupleDesc	desc = RelationGetDescr(rel);
 	List	   *indexes;
 	bool		plain;
@@ -1511,7 +1630,7 @@ counters_as_created(VgTable *t, Relation rel)
 		rel->rd_rel->relkind != RELKIND_RELATION ||
 		rel->rd_rel->relrowsecurity || rel->rd_rel->relforcerowsecurity ||
 		rel->rd_rules != NULL ||
-		desc->natts != lengthof(counters_column_types) ||
+		desc->natts != natts ||
 		(desc->constr != NULL &&
 		 (desc->constr->num_check > 0 || desc->constr->has_generated_stored)))
 		return false;
@@ -1519,7 +1638,7 @@ counters_as_created(VgTable *t, Relation rel)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (att->attisdropped || att->atttypid != counters_column_types[i] ||
+		if (att->attisdropped || att->atttypid != column_types[i] ||
 			att->attgenerated != '\0')
 			return false;
 	}
@@ -1608,7 +1727,14 @@ vg_entry_count(int64 contest_id, int64 entry_id)
 static void
 counter_index_insert(Relation rel, HeapTuple tup)
 {
-	Relation	index = index_open(counters_table.pkey, RowExclusiveLock);
+	table_index_insert(&counters_table, rel, tup);
+}
+
+/* The same for a row of table t. */
+static void
+table_index_insert(VgTable *t, Relation rel, HeapTuple tup)
+{
+	Relation	index = index_open(t->pkey, RowExclusiveLock);
 	IndexInfo  *info = BuildIndexInfo(index);
 	Datum		values[INDEX_MAX_KEYS];
 	bool		isnull[INDEX_MAX_KEYS];
@@ -1676,7 +1802,7 @@ counter_add(Relation rel, TupleTableSlot *slot, int64 delta)
  */
 static bool
 counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
-				 int32 *new_slot, int64 *count)
+				 int32 *new_slot, int64 *count, bool *limited)
 {
 	Relation	rel;
 	Snapshot	snapshot;
@@ -1691,9 +1817,13 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 	int64		sum = delta;
 	int			i;
 
+	AttrNumber	allot_att;
+
 	StaticAssertStmt(VG_COUNTER_SLOTS <= 64, "counter slots must fit in a uint64");
 	*new_slot = counter_slot();
+	*limited = false;
 	rel = table_open_checked(&counters_table, contest_id, RowExclusiveLock);
+	allot_att = RelationGetDescr(rel)->natts >= 5 ? 5 : 0;
 
 	/*
 	 * What the executor checks of a planned UPDATE on every call: the user's
@@ -1737,6 +1867,16 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 			sum += DatumGetInt64(votes);
 		if (added)
 			continue;
+		if (allot_att > 0)
+		{
+			(void) heap_getattr(tup, allot_att, desc, &isnull);
+			if (!isnull)
+			{
+				/* the entry has a capacity: its places decide (pool_add) */
+				*limited = true;
+				break;
+			}
+		}
 		used |= bit;
 		if (unlocked && (tried & bit) != 0)
 			continue;			/* another version of a row already tried */
@@ -1770,8 +1910,8 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 	PopActiveSnapshot();
 	table_close(rel, NoLock);
 	*count = sum;
-	if (added)
-		return true;
+	if (added || *limited)
+		return added;
 
 	/*
 	 * A new row takes the first slot not in use from this backend's own on:
@@ -1791,40 +1931,685 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 	return false;
 }
 
-/*
- * Add delta votes to an entry's count: to a counter row of the entry that no
- * other transaction holds (counter_add_free), else to a new row in a slot
- * not in use, or, when all are, to this backend's slot row, waiting for its
- * holder.  Returns the entry's count with it, as the transaction sees it.
- * SPI is connected.
+
+/* ----------------------------------------------------------------
+ *		places: the escrow of limited entries and contests
+ * ----------------------------------------------------------------
  */
-int64
-vg_counter_add(int64 contest_id, int64 entry_id, int64 delta)
+
+/*
+ * The places left of an entry with a capacity are held in its counter rows
+ * (allot), those of a contest with a capacity in its contest_counters rows:
+ * the demarcation protocol's escrow.  A vote takes a place from a row no
+ * other transaction holds, moving votes and allot of that row by one in
+ * the same update, as SKIP LOCKED would find it; so votes + allot of every
+ * row stays as the capacity's split left it, and allot never goes below 0
+ * by a vote: the votes that commit can never exceed the capacity.  A
+ * retract, a change away and the owner's DELETE give the place back to a
+ * row (a rollback, by undoing the update).  When the rows no one holds are
+ * dry but a held one was not, the vote waits for that row's holder (its
+ * rollback would give the place back) and looks again; when none has a
+ * place left, the entry is full.  So far from the end votes spread over
+ * the rows like uncapped ones, and at the end a single row decides.
+ *
+ * A capacity lowered below the count leaves a debt: a negative allot in
+ * slot 0 (vote_guard.places_split), which retracts pay back first, waiting
+ * for that row; until it is paid no row has a place, and no vote is taken.
+ *
+ * A transaction that holds a dry row of the pool it waits in polls instead
+ * of waiting on a row lock: two such could otherwise wait for each other.
+ */
+
+/* A pool: the counter rows of an entry, or the contest_counters of a contest. */
+typedef struct PlacePool
 {
-	static SPIPlanPtr plan_new_row = NULL;
+	VgTable    *t;
+	int64		contest_id;
+	int64		entry_id;		/* counters only */
+	int			nkeys;			/* key columns before slot */
+	AttrNumber	slot_att;
+	AttrNumber	votes_att;		/* 0: the table has no votes column */
+	AttrNumber	allot_att;
+} PlacePool;
+
+/* One row of a pool as a scan saw it. */
+typedef struct PoolRow
+{
+	ItemPointerData tid;		/* a version of it */
+	int32		slot;
+	bool		limited;		/* allot not null */
+	int64		allot;			/* in the version the snapshot sees */
+	bool		debt;			/* some version has allot < 0 */
+} PoolRow;
+
+#define POOL_MAX_ROWS	(4 * VG_COUNTER_SLOTS)
+
+typedef enum PoolResult
+{
+	POOL_DONE,					/* delta added */
+	POOL_FULL,					/* no place left (delta > 0) */
+	POOL_UNLIMITED,				/* the rows have no allot */
+	POOL_NO_ROWS				/* no rows yet */
+} PoolResult;
+
+static void
+pool_init_entry(PlacePool *p, int64 contest_id, int64 entry_id)
+{
+	p->t = &counters_table;
+	p->contest_id = contest_id;
+	p->entry_id = entry_id;
+	p->nkeys = 2;
+	p->slot_att = 3;
+	p->votes_att = 4;
+	p->allot_att = 5;
+}
+
+static void
+pool_init_contest(PlacePool *p, int64 contest_id)
+{
+	p->t = &contest_counters_table;
+	p->contest_id = contest_id;
+	p->entry_id = 0;
+	p->nkeys = 1;
+	p->slot_att = 2;
+	p->votes_att = 0;
+	p->allot_att = 3;
+}
+
+/*
+ * Scan the pool's rows: one PoolRow per slot, *sum the votes the snapshot
+ * sees, *limited whether any row has an allot.  With any, every version is
+ * read (SnapshotAny, as counter_add_free under SERIALIZABLE) and the
+ * snapshot's are counted.  Returns the number of rows.
+ */
+static int
+pool_scan(PlacePool *p, Relation rel, Snapshot snapshot, bool any,
+		  PoolRow *rows, int64 *sum, bool *limited)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	int			n = 0;
+
+	*sum = 0;
+	*limited = false;
+	ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(p->contest_id));
+	ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(p->entry_id));
+	scan = systable_beginscan(rel, p->t->pkey, true, any ? SnapshotAny : snapshot,
+							  p->nkeys, keys);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		visible = !any || counter_version_visible(scan, tup, snapshot);
+		bool		isnull;
+		int32		slot = DatumGetInt32(heap_getattr(tup, p->slot_att, desc, &isnull));
+		Datum		allot = heap_getattr(tup, p->allot_att, desc, &isnull);
+		int			i;
+
+		if (visible && p->votes_att > 0)
+		{
+			bool		vnull;
+			Datum		votes = heap_getattr(tup, p->votes_att, desc, &vnull);
+
+			if (!vnull)
+				*sum += DatumGetInt64(votes);
+		}
+		for (i = 0; i < n && rows[i].slot != slot; i++)
+			;
+		/* (under SnapshotAny a row shows each of its versions) */
+		if (i == n)
+		{
+			if (n == POOL_MAX_ROWS)
+				continue;
+			n++;
+			rows[i].slot = slot;
+			rows[i].tid = tup->t_self;
+			rows[i].limited = false;
+			rows[i].allot = 0;
+			rows[i].debt = false;
+		}
+		if (!isnull)
+		{
+			*limited = rows[i].limited = true;
+			if (DatumGetInt64(allot) < 0)
+				rows[i].debt = true;
+			if (visible)
+			{
+				rows[i].allot = DatumGetInt64(allot);
+				rows[i].tid = tup->t_self;
+			}
+			else if (any)		/* a newer version: it may have places */
+				rows[i].allot = Max(rows[i].allot, DatumGetInt64(allot));
+		}
+	}
+	systable_endscan(scan);
+	return n;
+}
+
+/* The pool row locked into slot: dvotes more votes, dallot more places. */
+static void
+pool_row_apply(PlacePool *p, Relation rel, TupleTableSlot *slot,
+			   int64 dvotes, int64 dallot)
+{
+	bool		should_free;
+	HeapTuple	old = ExecFetchSlotHeapTuple(slot, false, &should_free);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			cols[2];
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	int			ncols = 0;
+	bool		isnull;
+	HeapTuple	newtup;
+
+	if (p->votes_att > 0)
+	{
+		Datum		d = heap_getattr(old, p->votes_att, desc, &isnull);
+
+		if (isnull)
+			elog(ERROR, "vote_guard.%s has a null count", p->t->relname);
+		cols[ncols] = p->votes_att;
+		values[ncols++] = Int64GetDatum(DatumGetInt64(d) + dvotes);
+	}
+	{
+		Datum		d = heap_getattr(old, p->allot_att, desc, &isnull);
+
+		cols[ncols] = p->allot_att;
+		values[ncols++] = Int64GetDatum((isnull ? 0 : DatumGetInt64(d)) + dallot);
+	}
+	newtup = heap_modify_tuple_by_cols(old, desc, ncols, cols, values, nulls);
+	if (vg_simple_heap_update(rel, &slot->tts_tid, newtup))
+		table_index_insert(p->t, rel, newtup);
+	heap_freetuple(newtup);
+	if (should_free)
+		heap_freetuple(old);
+}
+
+/* The allot of the row locked into slot (0 when null). */
+static int64
+pool_row_allot(PlacePool *p, TupleTableSlot *slot)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, p->allot_att, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * Take delta places of the pool (delta > 0) or give -delta back (delta <
+ * 0), as described above.  *count: the pool's votes as the transaction
+ * sees them after (counters only).  With undo, delta places are taken back
+ * that this transaction gave back just before (into a row it holds), even
+ * if that paid a debt: the pool is as before.
+ */
+static PoolResult
+pool_add(PlacePool *p, int64 delta, bool undo, int64 *count)
+{
+	bool		take = delta > 0;
+	int64		remaining = take ? delta : -delta;
+	bool		held_dry = false;
+	PoolRow		rows[POOL_MAX_ROWS];
+
+	for (;;)
+	{
+		Relation	rel = table_open_checked(p->t, p->contest_id, RowExclusiveLock);
+		bool		any = IsolationUsesXactSnapshot();
+		Snapshot	snapshot;
+		TupleTableSlot *locked;
+		bool		limited;
+		int64		sum;
+		int64		applied = 0;
+		int			wait_row = -1;
+		int			n;
+		int			i;
+
+		if (!p->t->as_created ||
+			pg_class_aclcheck(RelationGetRelid(rel), GetUserId(),
+							  ACL_SELECT | ACL_UPDATE) != ACLCHECK_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("vote_guard.%s is not as vote_guard created it", p->t->relname),
+					 errdetail("Votes for an entry or contest with a capacity need the table as the extension made it.")));
+		CheckCmdReplicaIdentity(rel, CMD_UPDATE);
+
+		snapshot = push_statement_snapshot();
+		n = pool_scan(p, rel, snapshot, any, rows, &sum, &limited);
+		if (n == 0 || !limited)
+		{
+			PopActiveSnapshot();
+			table_close(rel, NoLock);
+			*count = sum;
+			return n == 0 ? POOL_NO_ROWS : POOL_UNLIMITED;
+		}
+		locked = table_slot_create(rel, NULL);
+
+		/* a release pays the debt first */
+		for (i = 0; !take && i < n && remaining > 0; i++)
+		{
+			TM_FailureData tmfd;
+			int64		allot;
+			int64		t;
+
+			if (!rows[i].debt)
+				continue;
+			if (table_tuple_lock(rel, &rows[i].tid, snapshot, locked,
+								 GetCurrentCommandId(true),
+								 LockTupleNoKeyExclusive, LockWaitBlock,
+								 TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd) != TM_Ok)
+				continue;
+			allot = pool_row_allot(p, locked);
+			if (allot >= 0)
+				continue;
+			t = Min(-allot, remaining);
+			pool_row_apply(p, rel, locked, -t, t);
+			remaining -= t;
+			applied -= t;
+		}
+
+		for (i = 0; i < n && remaining > 0; i++)
+		{
+			PoolRow    *row = &rows[(i + counter_slot()) % n];
+			TM_FailureData tmfd;
+			TM_Result	result;
+			int64		t;
+
+			if (take && !undo && row->allot < 1)
+				continue;		/* dry when the scan began */
+			result = table_tuple_lock(rel, &row->tid, snapshot, locked,
+									  GetCurrentCommandId(true),
+									  LockTupleNoKeyExclusive, LockWaitSkip,
+									  TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+			if (result == TM_WouldBlock)
+			{
+				if (wait_row < 0)
+					wait_row = (i + counter_slot()) % n;
+				continue;
+			}
+			if (result != TM_Ok)
+				continue;		/* deleted: a capacity being set anew */
+			if (take)
+			{
+				t = undo ? remaining : Min(pool_row_allot(p, locked), remaining);
+				if (t <= 0)
+				{
+					held_dry = true;
+					continue;
+				}
+				pool_row_apply(p, rel, locked, t, -t);
+				applied += t;
+			}
+			else
+			{
+				t = remaining;
+				pool_row_apply(p, rel, locked, -t, t);
+				applied -= t;
+			}
+			remaining -= t;
+		}
+		ExecDropSingleTupleTableSlot(locked);
+		PopActiveSnapshot();
+		table_close(rel, NoLock);
+		*count = sum + applied;
+		if (remaining == 0)
+			return POOL_DONE;
+		if (wait_row < 0)
+		{
+			if (take)
+				return POOL_FULL;
+			wait_row = counter_slot() % n;	/* every row held: wait for one */
+		}
+
+		if (held_dry && take)
+		{
+			/* poll: this holds a row another may wait for */
+			pg_usleep(1000L);
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		/* wait for the row's holder, then look again */
+		rel = table_open_checked(p->t, p->contest_id, RowExclusiveLock);
+		snapshot = push_statement_snapshot();
+		locked = table_slot_create(rel, NULL);
+		{
+			TM_FailureData tmfd;
+
+			(void) table_tuple_lock(rel, &rows[wait_row].tid, snapshot, locked,
+									GetCurrentCommandId(true),
+									LockTupleNoKeyExclusive, LockWaitBlock,
+									TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+		}
+		ExecDropSingleTupleTableSlot(locked);
+		PopActiveSnapshot();
+		table_close(rel, NoLock);
+	}
+}
+
+/*
+ * A pool with a capacity but no rows yet (a restore, which does not dump
+ * them; a TRUNCATE of votes): its rows, with base votes counted and the
+ * rest of capacity as places.  Concurrent calls insert the same rows: one
+ * wins, the others find them.
+ */
+static void
+pool_create(PlacePool *p, int64 capacity, int64 base)
+{
+	pool_insert_rows(p, capacity - base, base, true);
+}
+
+/*
+ * The places left of a pool (VG_NO_CAPACITY: none) in slot row slot, as
+ * vote_guard.places_split splits them: evenly over VG_COUNTER_SLOTS rows,
+ * the first ones one more; a debt all in slot 0.
+ */
+static int64
+places_in_slot(int64 remaining, int slot)
+{
+	if (remaining < 0)
+		return slot == 0 ? remaining : 0;
+	return remaining / VG_COUNTER_SLOTS + (slot < remaining % VG_COUNTER_SLOTS ? 1 : 0);
+}
+
+/*
+ * Insert a pool's slot rows: remaining places split over them (with
+ * has_places; else one row without), votes in slot 0.  One row per
+ * statement: Citus routes each to the contest's shard.  Rows that exist
+ * stay (concurrent creators insert the same rows).
+ */
+static void
+pool_insert_rows(PlacePool *p, int64 remaining, int64 votes, bool has_places)
+{
+	static SPIPlanPtr plan_entry = NULL;
+	static SPIPlanPtr plan_contest = NULL;
+	int			slot;
+
+	if (plan_entry == NULL)
+	{
+		Oid			argtypes[5] = {INT8OID, INT8OID, INT4OID, INT8OID, INT8OID};
+
+		plan_entry = vg_prepare_kept(
+			"INSERT INTO vote_guard.counters (contest_id, entry_id, slot, votes, allot)"
+			" VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+			5, argtypes);
+		plan_contest = vg_prepare_kept(
+			"INSERT INTO vote_guard.contest_counters (contest_id, slot, allot)"
+			" VALUES ($1, $3, $5) ON CONFLICT DO NOTHING",
+			5, argtypes);
+	}
+	for (slot = 0; slot < (has_places ? VG_COUNTER_SLOTS : 1); slot++)
+	{
+		Datum		args[5];
+		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+		args[0] = Int64GetDatum(p->contest_id);
+		args[1] = Int64GetDatum(p->entry_id);
+		args[2] = Int32GetDatum(slot);
+		args[3] = Int64GetDatum(slot == 0 ? votes : 0);
+		args[4] = Int64GetDatum(places_in_slot(remaining, slot));
+		if (!has_places)
+			nulls[4] = 'n';
+		vg_execute(p->votes_att > 0 ? plan_entry : plan_contest,
+				   args, nulls, SPI_OK_INSERT, 0);
+	}
+}
+
+/*
+ * pool_add, creating the rows of a pool with a capacity that has none.
+ * With restore, the rows are created with delta counted, whatever the
+ * capacity: the votes are there already, as after a restore (a debt if
+ * they are more).  Returns false when full.
+ */
+static bool
+places_add(PlacePool *p, int64 capacity, int64 delta, int flags,
+		   bool *unlimited, int64 *count)
+{
+	bool		restore = (flags & VG_COUNT_RESTORE) != 0;
+	int			attempt;
+
+	*unlimited = false;
+	for (attempt = 0;; attempt++)
+	{
+		switch (pool_add(p, delta, (flags & VG_COUNT_UNDO) != 0, count))
+		{
+			case POOL_DONE:
+				return true;
+			case POOL_FULL:
+				return false;
+			case POOL_UNLIMITED:
+				*unlimited = true;
+				return true;
+			case POOL_NO_ROWS:
+				if (capacity == VG_NO_CAPACITY || attempt > 0)
+				{
+					*unlimited = true;
+					return true;
+				}
+				pool_create(p, capacity, restore ? delta : 0);
+				if (restore)
+				{
+					*count = delta;
+					return true;
+				}
+				break;
+		}
+	}
+}
+
+/*
+ * Add delta votes to an entry without a capacity: to a counter row of the
+ * entry that no other transaction holds (counter_add_free), else to a new
+ * row in a slot not in use, or, when all are, to this backend's slot row,
+ * waiting for its holder.  False if the rows turn out to have places (the
+ * entry has a capacity): nothing is added then.
+ */
+static bool
+counter_add_unlimited(int64 contest_id, int64 entry_id, int64 delta,
+					  int64 *count)
+{
+	static SPIPlanPtr plan_new_row[2] = {NULL, NULL};
 	Datum		args[4];
 	int32		slot;
-	int64		count;
+	bool		limited;
+	int			shape;
 
-	if (counter_add_free(contest_id, entry_id, delta, &slot, &count))
-		return count;
-	if (plan_new_row == NULL)
+	if (counter_add_free(contest_id, entry_id, delta, &slot, count, &limited))
+		return true;
+	if (limited)
+		return false;
+	shape = table_shape(&counters_table) > 0 ? 1 : 0;
+	if (plan_new_row[shape] == NULL)
 	{
 		Oid			argtypes[4] = {INT8OID, INT8OID, INT4OID, INT8OID};
 
-		plan_new_row = vg_prepare_kept(
-			"INSERT INTO vote_guard.counters AS k (contest_id, entry_id, slot, votes)"
-			" VALUES ($1, $2, $3, $4)"
-			" ON CONFLICT (contest_id, entry_id, slot) DO UPDATE"
-			" SET votes = k.votes OPERATOR(pg_catalog.+) excluded.votes",
+		/* 1.1: a row with places is not added to here (see pool_add) */
+		plan_new_row[shape] = vg_prepare_kept(
+			psprintf("INSERT INTO vote_guard.counters AS k (contest_id, entry_id, slot, votes)"
+					 " VALUES ($1, $2, $3, $4)"
+					 " ON CONFLICT (contest_id, entry_id, slot) DO UPDATE"
+					 " SET votes = k.votes OPERATOR(pg_catalog.+) excluded.votes%s",
+					 shape ? " WHERE k.allot IS NULL" : ""),
 			4, argtypes);
 	}
 	args[0] = Int64GetDatum(contest_id);
 	args[1] = Int64GetDatum(entry_id);
 	args[2] = Int32GetDatum(slot);
 	args[3] = Int64GetDatum(delta);
-	vg_execute(plan_new_row, args, NULL, SPI_OK_INSERT, 0);
-	return vg_entry_count(contest_id, entry_id);
+	vg_execute(plan_new_row[shape], args, NULL, SPI_OK_INSERT, 0);
+	if (SPI_processed == 0)
+		return false;
+	*count = vg_entry_count(contest_id, entry_id);
+	return true;
+}
+
+/*
+ * Add delta votes to an entry's count.  Without a capacity: to a counter
+ * row (counter_add_unlimited).  With one (capacity, as the caller read it;
+ * or rows with places): delta places are taken from the entry's rows, or
+ * given back (pool_add).  Returns false, having added nothing, when delta
+ * > 0 and the entry is full; else true, with *count the entry's count as
+ * the transaction sees it.  VG_COUNT_RESTORE: see places_add.  SPI is
+ * connected.
+ */
+bool
+vg_counter_add(int64 contest_id, int64 entry_id, int64 delta, int64 capacity,
+			   int flags, int64 *count)
+{
+	PlacePool	p;
+	bool		unlimited;
+
+	if (capacity == VG_NO_CAPACITY &&
+		counter_add_unlimited(contest_id, entry_id, delta, count))
+		return true;
+	if (table_shape(&counters_table) == 0)
+		elog(ERROR, "vote_guard.counters has no places (allot) column");
+	pool_init_entry(&p, contest_id, entry_id);
+	if (!places_add(&p, capacity, delta, flags, &unlimited, count))
+		return false;
+	if (unlimited &&
+		!counter_add_unlimited(contest_id, entry_id, delta, count))
+		elog(ERROR, "vote_guard.counters: the rows of entry " INT64_FORMAT
+			 " of contest " INT64_FORMAT " keep changing", entry_id, contest_id);
+	return true;
+}
+
+/*
+ * Take delta places of a contest with a capacity (delta > 0), or give them
+ * back.  False when full.  SPI is connected.
+ */
+bool
+vg_contest_places_add(int64 contest_id, int64 capacity, int64 delta, int flags)
+{
+	PlacePool	p;
+	bool		unlimited;
+	int64		count;
+
+	if (table_shape(&contests_table) == 0)
+		return true;			/* 1.0: no capacities */
+	pool_init_contest(&p, contest_id);
+	return places_add(&p, capacity, delta, flags, &unlimited, &count);
+}
+
+/*
+ * Lock a contest's row FOR NO KEY UPDATE: votes under REPEATABLE READ and
+ * SERIALIZABLE (which read it FOR SHARE) finish first, or fail.
+ */
+static void
+contest_row_lock(int64 contest_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		arg = Int64GetDatum(contest_id);
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[1] = {INT8OID};
+
+		plan = vg_prepare_kept(
+			"SELECT 1 FROM vote_guard.contests c"
+			" WHERE c.id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
+			1, argtypes);
+	}
+	vg_execute(plan, &arg, NULL, SPI_OK_SELECT, 0);
+}
+
+/* The sum of the votes column of rows a kept plan locks. */
+static int64
+sum_locked_votes(SPIPlanPtr plan, Datum *args)
+{
+	int64		total = 0;
+	uint64		r;
+
+	vg_execute(plan, args, NULL, SPI_OK_SELECT, 0);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		Datum		d = vg_spi_value(r, 1, &isnull);
+
+		if (!isnull)
+			total += DatumGetInt64(d);
+	}
+	return total;
+}
+
+/*
+ * An entry's capacity was set (VG_NO_CAPACITY: removed): its counter rows
+ * become one with its count and, with a capacity, the places left split
+ * anew (a debt when the count is above).  Called under the contest's lock
+ * in exclusive mode (entries trigger).  SPI need not be connected.
+ */
+void
+vg_entry_places_reset(int64 contest_id, int64 entry_id, int64 capacity)
+{
+	static SPIPlanPtr plan_lock = NULL;
+	static SPIPlanPtr plan_delete = NULL;
+	Datum		args[2];
+	int64		total;
+	PlacePool	p;
+
+	vg_spi_connect();
+	if (plan_lock == NULL)
+	{
+		Oid			argtypes[2] = {INT8OID, INT8OID};
+
+		plan_lock = vg_prepare_kept(
+			"SELECT k.votes FROM vote_guard.counters k"
+			" WHERE k.contest_id OPERATOR(pg_catalog.=) $1"
+			"   AND k.entry_id OPERATOR(pg_catalog.=) $2 FOR UPDATE",
+			2, argtypes);
+		plan_delete = vg_prepare_kept(
+			"DELETE FROM vote_guard.counters k"
+			" WHERE k.contest_id OPERATOR(pg_catalog.=) $1"
+			"   AND k.entry_id OPERATOR(pg_catalog.=) $2",
+			2, argtypes);
+	}
+	args[0] = Int64GetDatum(contest_id);
+	args[1] = Int64GetDatum(entry_id);
+	contest_row_lock(contest_id);
+	total = sum_locked_votes(plan_lock, args);
+	vg_execute(plan_delete, args, NULL, SPI_OK_DELETE, 0);
+	pool_init_entry(&p, contest_id, entry_id);
+	pool_insert_rows(&p, capacity - total, total, capacity != VG_NO_CAPACITY);
+	SPI_finish();
+}
+
+/*
+ * A contest's capacity was set (VG_NO_CAPACITY: removed): its places left
+ * split anew over its rows, from the count of all its entries.  Called
+ * under the contest's lock in exclusive mode (contests trigger).  SPI need
+ * not be connected.
+ */
+void
+vg_contest_places_reset(int64 contest_id, int64 capacity)
+{
+	static SPIPlanPtr plan_lock = NULL;
+	static SPIPlanPtr plan_delete = NULL;
+	Datum		args[1];
+	int64		total;
+	PlacePool	p;
+
+	vg_spi_connect();
+	if (plan_lock == NULL)
+	{
+		Oid			argtypes[1] = {INT8OID};
+
+		plan_lock = vg_prepare_kept(
+			"SELECT k.votes FROM vote_guard.counters k"
+			" WHERE k.contest_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+			1, argtypes);
+		plan_delete = vg_prepare_kept(
+			"DELETE FROM vote_guard.contest_counters k"
+			" WHERE k.contest_id OPERATOR(pg_catalog.=) $1",
+			1, argtypes);
+	}
+	args[0] = Int64GetDatum(contest_id);
+	contest_row_lock(contest_id);
+	total = sum_locked_votes(plan_lock, args);
+	vg_execute(plan_delete, args, NULL, SPI_OK_DELETE, 0);
+	if (capacity != VG_NO_CAPACITY)
+	{
+		pool_init_contest(&p, contest_id);
+		pool_insert_rows(&p, capacity - total, 0, true);
+	}
+	SPI_finish();
 }
 
 /*
@@ -1840,6 +2625,7 @@ counters_apply(const char *deltas)
 	uint64		n;
 	uint64		i;
 	int			ret;
+	int64		contest_delta = 0;
 
 	ret = SPI_execute(query, false, 0);
 	if (ret != SPI_OK_SELECT)
@@ -1852,14 +2638,62 @@ counters_apply(const char *deltas)
 		Datum		col[3];
 		bool		isnull;
 		int			c;
+		int64		contest_id,
+					entry_id,
+					delta,
+					capacity = VG_NO_CAPACITY,
+					count;
 
 		for (c = 0; c < 3; c++)
 			col[c] = SPI_getbinval(rows->vals[i], rows->tupdesc, c + 1, &isnull);
-		(void) vg_counter_add(DatumGetInt64(col[0]), DatumGetInt64(col[1]),
-							  DatumGetInt64(col[2]));
+		contest_id = DatumGetInt64(col[0]);
+		entry_id = DatumGetInt64(col[1]);
+		delta = DatumGetInt64(col[2]);
+		if (i == 0 || contest_id != DatumGetInt64(SPI_getbinval(rows->vals[i - 1],
+																rows->tupdesc, 1,
+																&isnull)))
+		{
+			/* as cast_vote: a change of capacity waits for this statement */
+			if (!IsolationUsesXactSnapshot())
+				vg_advisory_xact_lock((uint64) contest_id, VG_LOCK_CLASS_CONTEST,
+									  ShareLock);
+			contest_delta = 0;
+		}
+		if (table_shape(&entries_table) > 0)
+			(void) vg_entry_lookup(contest_id, entry_id, &capacity);
+		if (!vg_counter_add(contest_id, entry_id, delta, capacity,
+							VG_COUNT_RESTORE, &count))
+			ereport(ERROR,
+					(errcode(ERRCODE_CHECK_VIOLATION),
+					 errmsg("entry " INT64_FORMAT " of contest " INT64_FORMAT " is full",
+							entry_id, contest_id),
+					 errdetail("Its capacity leaves fewer than %lld places; cast_vote would have answered entry_full.",
+							   (long long) delta)));
+		contest_delta += delta;
+		if (i == n - 1 ||
+			contest_id != DatumGetInt64(SPI_getbinval(rows->vals[i + 1],
+													  rows->tupdesc, 1, &isnull)))
+			contest_places_follow(contest_id, contest_delta);
 	}
 	SPI_freetuptable(rows);
 	pfree(query);
+}
+
+/* A statement's net change of a contest's votes takes or gives places. */
+static void
+contest_places_follow(int64 contest_id, int64 delta)
+{
+	VgContest	c;
+
+	if (delta == 0 || table_shape(&contests_table) == 0 ||
+		!vg_load_contest(contest_id, &c) || c.capacity == VG_NO_CAPACITY)
+		return;
+	if (!vg_contest_places_add(contest_id, c.capacity, delta, VG_COUNT_RESTORE))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("contest " INT64_FORMAT " is full", contest_id),
+				 errdetail("Its capacity leaves fewer than %lld places; cast_vote would have answered contest_full.",
+						   (long long) delta)));
 }
 
 static void
@@ -1867,7 +2701,10 @@ clear_counters(void)
 {
 	int			ret;
 
-	ret = SPI_execute("TRUNCATE vote_guard.counters", false, 0);
+	/* the places of entries and contests with a capacity are made anew */
+	ret = SPI_execute(table_shape(&contests_table) > 0 ?
+					  "TRUNCATE vote_guard.counters, vote_guard.contest_counters" :
+					  "TRUNCATE vote_guard.counters", false, 0);
 	if (ret != SPI_OK_UTILITY)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
 }

@@ -34,6 +34,7 @@ extern VgContestKeys *vg_contest_keys(int64 contest_id, int32 secret_version);
 
 /* entries */
 extern bool vg_entry_exists(int64 contest_id, int64 entry_id);
+extern bool vg_entry_lookup(int64 contest_id, int64 entry_id, int64 *capacity);
 extern bool vg_entry_has_votes(int64 contest_id, int64 entry_id);
 
 /* votes */
@@ -48,12 +49,22 @@ extern int	vg_user_vote_find(int64 contest_id, text *user_id, int32 window_no,
 extern bool vg_user_vote_lock(int64 contest_id, int64 vote_id, text *user_id,
 							  int32 window_no, bool has_entry, int64 entry_id,
 							  int64 *cur_entry, VgVoter *v);
-extern void vg_vote_move(int64 contest_id, int64 vote_id, int64 new_entry);
+extern void vg_vote_move(int64 contest_id, int64 vote_id, int64 new_entry,
+						 bool counted);
 extern void vg_vote_delete(int64 contest_id, int64 vote_id);
 
 /* counters */
 extern int64 vg_entry_count(int64 contest_id, int64 entry_id);
-extern int64 vg_counter_add(int64 contest_id, int64 entry_id, int64 delta);
+#define VG_COUNT_RESTORE	0x01	/* a pool without rows counts the votes as there */
+#define VG_COUNT_UNDO		0x02	/* take back places just given back */
+extern bool vg_counter_add(int64 contest_id, int64 entry_id, int64 delta,
+						   int64 capacity, int flags, int64 *count);
+
+/* places of entries and contests with a capacity */
+extern bool vg_contest_places_add(int64 contest_id, int64 capacity, int64 delta,
+								  int flags);
+extern void vg_entry_places_reset(int64 contest_id, int64 entry_id, int64 capacity);
+extern void vg_contest_places_reset(int64 contest_id, int64 capacity);
 extern void vg_counters_follow(TriggerData *trigdata);
 
 /* how many contests and votes vote_guard holds, read as role */

@@ -125,6 +125,23 @@ check_fixed_settings(HeapTuple oldtup, HeapTuple newtup, TupleDesc desc)
 	}
 }
 
+/*
+ * A row's capacity (1.1; VG_NO_CAPACITY when null or when the table has no
+ * such column, a database still at the 1.0 schema).
+ */
+static int64
+row_capacity(HeapTuple tup, TupleDesc desc)
+{
+	int			attnum = SPI_fnumber(desc, "capacity");
+	bool		isnull;
+	Datum		d;
+
+	if (attnum <= 0)
+		return VG_NO_CAPACITY;
+	d = heap_getattr(tup, attnum, desc, &isnull);
+	return isnull ? VG_NO_CAPACITY : DatumGetInt64(d);
+}
+
 PG_FUNCTION_INFO_V1(vg_contests_trigger);
 
 /*
@@ -149,8 +166,13 @@ vg_contests_trigger(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
-		check_fixed_settings(trigdata->tg_trigtuple, trigdata->tg_newtuple,
-							 RelationGetDescr(trigdata->tg_relation));
+		TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+		int64		capacity = row_capacity(trigdata->tg_newtuple, desc);
+
+		check_fixed_settings(trigdata->tg_trigtuple, trigdata->tg_newtuple, desc);
+		/* no vote in flight: the places left are split anew */
+		if (capacity != row_capacity(trigdata->tg_trigtuple, desc))
+			vg_contest_places_reset(contest_id, capacity);
 		return PointerGetDatum(trigdata->tg_newtuple);
 	}
 	return PointerGetDatum(trigdata->tg_trigtuple);
@@ -188,7 +210,22 @@ vg_entries_trigger(PG_FUNCTION_ARGS)
 
 		if (DatumGetInt64(heap_getattr(newtup, 1, desc, &isnull)) == contest_id &&
 			DatumGetInt64(heap_getattr(newtup, 2, desc, &isnull)) == entry_id)
+		{
+			int64		capacity = row_capacity(newtup, desc);
+
+			if (capacity != row_capacity(oldtup, desc))
+			{
+				/*
+				 * A new capacity: wait for the votes in flight, hold off new
+				 * ones, split the places left anew; every backend forgets
+				 * the entry's old capacity at commit.
+				 */
+				vg_lock_contest(contest_id, true);
+				vg_cache_invalidate(trigdata->tg_relation);
+				vg_entry_places_reset(contest_id, entry_id, capacity);
+			}
 			return PointerGetDatum(newtup);
+		}
 	}
 
 	vg_lock_contest(contest_id, true);

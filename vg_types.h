@@ -82,8 +82,13 @@ typedef enum VgCode
 	VG_LOGIN_REQUIRED,
 	VG_INVALID_INPUT,
 	VG_CHANGE_NOT_ALLOWED,
-	VG_VOTE_NOT_FOUND
+	VG_VOTE_NOT_FOUND,
+	VG_ENTRY_FULL,
+	VG_CONTEST_FULL
 } VgCode;
+
+/* No capacity: the limit of an entry or contest without one. */
+#define VG_NO_CAPACITY		(-1)
 
 /* The voter vectors, in the order a collision is reported. */
 typedef enum VgVector
@@ -111,6 +116,7 @@ typedef struct VgContest
 	int64		cooldown_usecs; /* 0: no cooldown */
 	bool		allow_change;
 	int32		secret_version;
+	int64		capacity;		/* votes over all entries; VG_NO_CAPACITY */
 } VgContest;
 
 /*

@@ -28,6 +28,11 @@
  *	6. on a conflict, the voter's votes say which vector collided, or that
  *	   this request_id was accepted before (a replay).
  *
+ * For an entry or contest with a capacity (1.1) a place is taken before
+ * step 5 (take_place, vg_storage.c's escrow), moving the entry's count with
+ * it: a full one answers entry_full or contest_full unless the voter's own
+ * checks answer first, and a vote the indexes refuse gives its place back.
+ *
  * This file is the top layer: it decides the order of the work and the
  * answer, calling down into the policy (vg_policy.c), the storage
  * (vg_storage.c) and the keys (vg_crypto.c, vg_normalize.c); it names no
@@ -75,6 +80,8 @@ static const struct
 	[VG_INVALID_INPUT] = {"invalid_input", 400},
 	[VG_CHANGE_NOT_ALLOWED] = {"change_not_allowed", 403},
 	[VG_VOTE_NOT_FOUND] = {"vote_not_found", 404},
+	[VG_ENTRY_FULL] = {"entry_full", 409},
+	[VG_CONTEST_FULL] = {"contest_full", 409},
 };
 
 /* What a call answers: the columns of vote_guard.vote_result. */
@@ -155,6 +162,38 @@ reject(int64 contest_id, const VgContest *c, text *request_id, VgCode code,
 }
 
 /*
+ * Take a place for a vote in the entry and in the contest, those that have
+ * a capacity, moving the entry's count with it (*count).  VG_OK, or which
+ * one is full (nothing taken then).
+ */
+static VgCode
+take_place(int64 contest_id, int64 entry_id, int64 capacity,
+		   const VgContest *c, int64 *count)
+{
+	if (!vg_counter_add(contest_id, entry_id, 1, capacity, 0, count))
+		return VG_ENTRY_FULL;
+	if (c->capacity != VG_NO_CAPACITY &&
+		!vg_contest_places_add(contest_id, c->capacity, 1, 0))
+	{
+		(void) vg_counter_add(contest_id, entry_id, -1, capacity, 0, count);
+		return VG_CONTEST_FULL;
+	}
+	return VG_OK;
+}
+
+/* Give back what take_place took: the vote did not go in. */
+static void
+give_place_back(int64 contest_id, int64 entry_id, int64 capacity,
+				const VgContest *c)
+{
+	int64		count;
+
+	(void) vg_counter_add(contest_id, entry_id, -1, capacity, 0, &count);
+	if (c->capacity != VG_NO_CAPACITY)
+		(void) vg_contest_places_add(contest_id, c->capacity, -1, 0);
+}
+
+/*
  * Connect SPI, take the contest's lock and read it.  Returns false, with the
  * answer set, when the contest is missing, not open yet or closed.
  */
@@ -204,6 +243,8 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 	VgVoter		v;
 	VgDecision	d;
 	int64		vote_id;
+	int64		capacity;
+	bool		limited;
 	int			attempt;
 	int			i;
 
@@ -225,11 +266,12 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 	 * The entry.  It cannot go away before this transaction ends: removing
 	 * an entry takes the contest's lock in exclusive mode (entries trigger).
 	 */
-	if (!vg_entry_exists(contest_id, entry_id))
+	if (!vg_entry_lookup(contest_id, entry_id, &capacity))
 	{
 		reject(contest_id, c, request_id, VG_ENTRY_NOT_FOUND, res);
 		return;
 	}
+	limited = capacity != VG_NO_CAPACITY || c->capacity != VG_NO_CAPACITY;
 
 	memset(v.key, 0, sizeof(v.key));
 	if (v.has[VG_VEC_IP] || v.has[VG_VEC_EMAIL])
@@ -272,6 +314,32 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 			}
 		}
 
+		/*
+		 * With a capacity, the place first: a full entry or contest writes
+		 * nothing, and the answer is full unless the voter's own checks
+		 * say otherwise (a duplicate, a replay).
+		 */
+		if (limited)
+		{
+			VgCode		full = take_place(contest_id, entry_id, capacity, c,
+										  &res->vote_count);
+
+			if (full != VG_OK)
+			{
+				vg_decide(contest_id, entry_id, c, &v, PointerGetDatum(request_id),
+						  now, 0, &d);
+				if (d.replay || d.code != VG_OK)
+					set_refusal(res, &d, contest_id, entry_id);
+				else
+				{
+					res->code = full;
+					res->has_count = true;
+					res->vote_count = vg_entry_count(contest_id, entry_id);
+				}
+				return;
+			}
+		}
+
 		if (vg_vote_insert(contest_id, entry_id, &v, request_id,
 						   vg_window_no_open(c, now), &vote_id))
 		{
@@ -279,9 +347,13 @@ cast_vote_spi(int64 contest_id, int64 entry_id, inet *voter_ip, text *user_id,
 			res->has_vote_id = true;
 			res->vote_id = vote_id;
 			res->has_count = true;
-			res->vote_count = vg_counter_add(contest_id, entry_id, 1);
+			if (!limited)
+				(void) vg_counter_add(contest_id, entry_id, 1, VG_NO_CAPACITY,
+									  0, &res->vote_count);
 			return;
 		}
+		if (limited)
+			give_place_back(contest_id, entry_id, capacity, c);
 
 		/* a unique index said no: find out why */
 		vg_decide(contest_id, entry_id, c, &v, PointerGetDatum(request_id),
@@ -467,6 +539,54 @@ locate_user_vote(int64 contest_id, const VgContest *c, text *user_id,
 	return false;				/* keep the compiler quiet */
 }
 
+/*
+ * Move a vote from cur_entry to new_entry, with the counters: into an entry
+ * with a capacity only if a place is left there (false: full, nothing
+ * moved); the contest keeps its place.
+ */
+static bool
+move_counted(int64 contest_id, int64 cur_entry, int64 new_entry,
+			 int64 new_capacity, int64 vote_id)
+{
+	int64		cur_capacity;
+	int64		count;
+
+	if (!vg_entry_lookup(contest_id, cur_entry, &cur_capacity))
+		cur_capacity = VG_NO_CAPACITY;
+	if (new_capacity == VG_NO_CAPACITY && cur_capacity == VG_NO_CAPACITY)
+	{
+		/* the trigger moves both counters */
+		vg_vote_move(contest_id, vote_id, new_entry, false);
+		return true;
+	}
+	/*
+	 * The two entries' counter rows in entry order, as the votes trigger
+	 * moves them: two moves in opposite directions cannot wait for each
+	 * other.  A place given back first is taken again if the new entry is
+	 * full (this transaction holds the row it went to).
+	 */
+	if (cur_entry < new_entry)
+	{
+		(void) vg_counter_add(contest_id, cur_entry, -1, cur_capacity, 0, &count);
+		if (!vg_counter_add(contest_id, new_entry, 1, new_capacity, 0, &count))
+		{
+			if (!vg_counter_add(contest_id, cur_entry, 1, cur_capacity,
+								VG_COUNT_UNDO, &count))
+				elog(ERROR, "could not take back the place of entry " INT64_FORMAT,
+					 cur_entry);
+			return false;
+		}
+	}
+	else
+	{
+		if (!vg_counter_add(contest_id, new_entry, 1, new_capacity, 0, &count))
+			return false;
+		(void) vg_counter_add(contest_id, cur_entry, -1, cur_capacity, 0, &count);
+	}
+	vg_vote_move(contest_id, vote_id, new_entry, true);
+	return true;
+}
+
 PG_FUNCTION_INFO_V1(vg_change_vote);
 
 /*
@@ -490,6 +610,7 @@ vg_change_vote(PG_FUNCTION_ARGS)
 	text	   *user_id = NULL;
 	bool		has_old = !PG_ARGISNULL(3);
 	VgVoter		v;
+	int64		new_capacity = VG_NO_CAPACITY;
 
 	refuse_if_read_only("change_vote");
 	if (positive_arg(fcinfo, 0, &contest_id) &&
@@ -501,7 +622,7 @@ vg_change_vote(PG_FUNCTION_ARGS)
 		{
 			if (!c.allow_change)
 				res.code = VG_CHANGE_NOT_ALLOWED;
-			else if (!vg_entry_exists(contest_id, new_entry))
+			else if (!vg_entry_lookup(contest_id, new_entry, &new_capacity))
 				res.code = VG_ENTRY_NOT_FOUND;
 			else if (locate_user_vote(contest_id, &c, user_id, has_old, old_entry,
 									  &vote_id, &cur_entry, &v, &res))
@@ -523,12 +644,16 @@ vg_change_vote(PG_FUNCTION_ARGS)
 				}
 				if (d.code != VG_OK)
 					set_refusal(&res, &d, contest_id, new_entry);
-				else
+				else if (cur_entry != new_entry &&
+						 !move_counted(contest_id, cur_entry, new_entry,
+									   new_capacity, vote_id))
 				{
-					if (cur_entry != new_entry)
-						vg_vote_move(contest_id, vote_id, new_entry);
-					set_ok(&res, contest_id, new_entry, vote_id, false);
+					res.code = VG_ENTRY_FULL;
+					res.has_count = true;
+					res.vote_count = vg_entry_count(contest_id, new_entry);
 				}
+				else
+					set_ok(&res, contest_id, new_entry, vote_id, false);
 			}
 		}
 		SPI_finish();

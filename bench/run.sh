@@ -26,7 +26,8 @@
 # and naive have a foreign key to their entries: auto = as vote_guard.votes
 # has one or not, 1 or 0), BENCH_PORT (55440), PG_MAJOR (15).  A part of the
 # suite: BENCH_SYNC (synchronous_commit settings; "off on"),
-# BENCH_WORKLOADS ("low hot"), BENCH_LOW_CLIENTS (client counts of the low
+# BENCH_WORKLOADS ("low hot claims"; claims: the hot entry with a capacity
+# against the seeds' conditional UPDATE, and a sell-out run), BENCH_LOW_CLIENTS (client counts of the low
 # contention workload; "1 8 32"), BENCH_EXTRAS (the hashing and memory
 # checks; 1, or 0 to skip them), BENCH_CEILING (the ceiling variant: the
 # vote's row alone, no counter; 1, or 0 to skip it), BENCH_VARIANTS (the
@@ -53,7 +54,7 @@ BENCH_PORT=${BENCH_PORT:-55440}
 BENCH_FK=${BENCH_FK:-auto}
 BENCH_MEM_PGOPTIONS=${BENCH_MEM_PGOPTIONS:-}
 BENCH_SYNC=${BENCH_SYNC:-off on}
-BENCH_WORKLOADS=${BENCH_WORKLOADS:-low hot}
+BENCH_WORKLOADS=${BENCH_WORKLOADS:-low hot claims}
 BENCH_LOW_CLIENTS=${BENCH_LOW_CLIENTS:-1 8 32}
 BENCH_EXTRAS=${BENCH_EXTRAS:-1}
 BENCH_CEILING=${BENCH_CEILING:-1}
@@ -143,7 +144,7 @@ echo "variants:   floor (one INSERT ... ON CONFLICT DO NOTHING + counter UPDATE,
      "naive (5 client round trips), cast_vote$([ "$BENCH_CEILING" = 1 ] && echo ', ceiling (the INSERT of floor alone: no counter)');" \
      "plpgsql/naive votes->entries FK: $([ "$BENCH_FK" = 0 ] && echo no || echo yes)"
 echo
-IFS='|' read -r low_base low_count hot_id < <(qv 'SELECT low_base, low_count, hot_id FROM bench.config')
+IFS='|' read -r low_base low_count hot_id claim_id < <(qv 'SELECT low_base, low_count, hot_id, claim_id FROM bench.config')
 
 results=$tmp/results.tsv
 oddities=$tmp/oddities.txt
@@ -192,6 +193,12 @@ pgb() {
     local script=$variant params jobs name=$3 out=$tmp/pgbench.out err=$tmp/pgbench.err rc=0
     if [ "$workload" = low ]; then
         params=(-D cbase="$low_base" -D ncontests="$low_count" -D nentries="$NENTRIES")
+    elif [ "$workload" = claims ]; then
+        # the hot entry without a capacity (cast_vote), with one (claim), and
+        # the seeds' conditional UPDATE + INSERT on the same contest id
+        params=(-D cbase="$claim_id" -D ncontests=1 -D nentries=1)
+        [ "$variant" = cast_vote ] && params=(-D cbase="$hot_id" -D ncontests=1 -D nentries=1)
+        [ "$variant" = claim ] && script=cast_vote
     else
         params=(-D cbase="$hot_id" -D ncontests=1 -D nentries=1)
         [ "$variant" = floor ] && name=floor_hot
@@ -273,6 +280,8 @@ print_table() {
     local sync=$1 workload=$2 title
     if [ "$workload" = low ]; then
         title="low contention: $low_count contests x $NENTRIES entries, new voters"
+    elif [ "$workload" = claims ]; then
+        title="limited claims: the hot entry with a capacity of 10^9 (claim), without (cast_vote), and the seeds' recipe; x floor reads x seeds, x plpgsql reads x cast_vote"
     else
         title="hot entry: one contest, one entry, new voters"
     fi
@@ -313,9 +322,12 @@ print_table() {
             for (i = 1; i <= n; i++) {
                 split(order[i], k, "\t")
                 med[order[i]] = median(tps[order[i]])
-                if (k[1] ~ /^floor/) floor[k[2]] = med[order[i]]
-                if (k[1] == "plpgsql") plpg[k[2]] = med[order[i]]
+                if (k[1] ~ /^floor/ && wl != "claims") floor[k[2]] = med[order[i]]
+                if (k[1] == "plpgsql" && wl != "claims") plpg[k[2]] = med[order[i]]
                 if (k[1] == "ceiling") ceil[k[2]] = med[order[i]]
+                # the claims workload: relative to the seeds and to cast_vote
+                if (k[1] == "seeds" && wl == "claims") floor[k[2]] = med[order[i]]
+                if (k[1] == "cast_vote" && wl == "claims") plpg[k[2]] = med[order[i]]
             }
             printf "%-10s %7s %10s %9s %9s %7s %7s %9s %11s %10s %7s %7s %9s %6s %5s %6s %7s\n", "variant", "clients", "tps",
                    "mean ms", "p99 ms", "cpu us", "WAL B", "x floor", "x plpgsql", "x ceiling", "rounds", "spread%", "rows/tx", "drift", "dups",
@@ -337,12 +349,14 @@ for sync in $BENCH_SYNC; do
     for workload in $BENCH_WORKLOADS; do
         echo "== synchronous_commit=$sync, workload $workload ($(( $(date +%s) - started )) s so far)"
         if [ "$workload" = low ]; then clients_list=("${LOW_CLIENTS[@]}"); else clients_list=("$HOT_CLIENTS"); fi
+        variants=("${VARIANTS[@]}")
+        [ "$workload" = claims ] && variants=(claim seeds cast_vote)
         for clients in "${clients_list[@]}"; do
             # rounds interleave the variants, so that a machine that slows
             # down or speeds up meanwhile affects them alike
             for round in $(seq 1 "$BENCH_ROUNDS"); do
                 [ "$BENCH_ROUNDS" -gt 1 ] && echo "   round $round of $BENCH_ROUNDS"
-                for variant in "${VARIANTS[@]}"; do
+                for variant in "${variants[@]}"; do
                     pgb "$sync" "$workload" "$variant" "$clients"
                 done
             done
@@ -351,6 +365,43 @@ for sync in $BENCH_SYNC; do
         echo
     done
 done
+
+# ---------------------------------------------------------------- sell-out
+# the claim entry with a capacity of about half of what a run of the claim
+# variant sold: throughput before the sell-out, its moment, and the answers
+# after it (all entry_full)
+case " $BENCH_WORKLOADS " in *" claims "*)
+    sync=on
+    case " $BENCH_SYNC " in *" on "*) ;; *) sync=${BENCH_SYNC%% *} ;; esac
+    sold=$(awk -F'\t' -v s="$sync" '$1 == s && $2 == "claims" && $3 == "claim" { n++; t += $8 } END { if (n) printf "%d\n", t / n / 2 }' "$results")
+    sold=${sold:-1000}
+    [ "$sold" -gt 0 ] || sold=1
+    echo "== sell-out: synchronous_commit=$sync, $HOT_CLIENTS clients, capacity $sold (about half of a claim run), ${BENCH_SECONDS}s"
+    reset
+    qv "SELECT vote_guard.set_entry_capacity($claim_id, 1, $sold)" >/dev/null
+    rm -f "$tmp"/pgl/*
+    PGOPTIONS="-c synchronous_commit=$sync" "$bindir/pgbench" -n -M prepared -c "$HOT_CLIENTS" \
+        -j "$(( HOT_CLIENTS < $(nproc) ? HOT_CLIENTS : $(nproc) ))" \
+        -D cbase="$claim_id" -D ncontests=1 -D nentries=1 -f "$bench/scripts/cast_vote.sql" \
+        -T "$BENCH_SECONDS" --random-seed=42 -l --log-prefix="$tmp/pgl/log" >"$tmp/pgbench.out" 2>"$tmp/pgbench.err" || true
+    IFS='|' read -r kept sellout < <(qv "SELECT count(*), extract(epoch FROM max(created_at)) FROM vote_guard.votes WHERE contest_id = $claim_id")
+    # pgbench's log: completion time (epoch s, us) and latency (us) of each transaction
+    p99=$(cat "$tmp"/pgl/log.* | awk -v so="$sellout" '$5 + $6 / 1e6 > so { print $3 / 1000 }' | sort -n |
+          awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else { i = int(NR * 0.99); if (i < 1) i = 1; printf "%.3f\n", v[i] } }')
+    cat "$tmp"/pgl/log.* | awk -v so="$sellout" -v kept="$kept" -v cap="$sold" -v p99="$p99" '
+        { end = $5 + $6 / 1e6; start = end - $3 / 1e6
+          if (first == "" || start < first) first = start
+          if (end > last) last = end
+          if (end <= so) nb++; else { na++; sa += $3 / 1000 } }
+        END {
+          printf "   sold %d of %d places (%s)\n", kept, cap, (kept == cap ? "exact" : "NOT EXACT")
+          printf "   before the sell-out: %.1f s, %d transactions, %.0f tps\n", so - first, nb, nb / (so - first)
+          if (na > 0)
+            printf "   after it:            %.1f s, %d transactions (entry_full), %.0f tps, mean %.3f ms, p99 %s ms\n",
+                   last - so, na, na / (last - so), sa / na, p99
+        }' | tee -a "$tables"
+    ;;
+esac
 
 if [ "$BENCH_EXTRAS" = 1 ]; then
 # ---------------------------------------------------------------- hashing

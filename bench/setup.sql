@@ -18,7 +18,7 @@ CREATE EXTENSION pgcrypto;          -- in public; PG 15: PUBLIC cannot create th
 CREATE SCHEMA bench;
 
 -- which contest ids the scripts use
-CREATE TABLE bench.config (low_base bigint, low_count int, hot_id bigint);
+CREATE TABLE bench.config (low_base bigint, low_count int, hot_id bigint, claim_id bigint);
 
 DO $$
 DECLARE
@@ -39,7 +39,12 @@ BEGIN
     hot := vote_guard.create_contest('hot');
     PERFORM vote_guard.add_entry(hot, 1, 'the hot entry');
     INSERT INTO bench.config
-    VALUES (first_id, current_setting('bench.ncontests')::int, hot);
+    VALUES (first_id, current_setting('bench.ncontests')::int, hot, hot + 1);
+    -- limited claims: the hot entry again, with a capacity that a run does not use up
+    IF vote_guard.create_contest('claim') <> hot + 1 THEN
+        RAISE EXCEPTION 'the claim contest does not follow the hot one';
+    END IF;
+    PERFORM vote_guard.add_entry(hot + 1, 1, 'the hot entry, limited', capacity => 1000000000);
 END
 $$;
 
@@ -184,6 +189,22 @@ INSERT INTO bench_naive.entries (contest_id, entry_id)
 SELECT contest_id, entry_id FROM vote_guard.entries;
 
 ------------------------------------------------------------------------------
+-- seeds: the usual recipe for a limited claim, one statement: the
+-- conditional UPDATE of the entry's remaining count (one hot row, held by
+-- each claim until it commits) and the claim's INSERT (the same columns and
+-- unique indexes as floor's).  Only for the claim contest.
+------------------------------------------------------------------------------
+CREATE SCHEMA bench_seeds;
+CREATE TABLE bench_seeds.entries (
+    contest_id bigint NOT NULL,
+    entry_id   bigint NOT NULL,
+    votes      bigint NOT NULL DEFAULT 0,
+    remaining  bigint NOT NULL,
+    PRIMARY KEY (contest_id, entry_id)
+);
+CREATE TABLE bench_seeds.votes (LIKE vote_guard.votes INCLUDING ALL);
+
+------------------------------------------------------------------------------
 -- helpers
 ------------------------------------------------------------------------------
 
@@ -205,10 +226,14 @@ BEGIN
     TRUNCATE vote_guard.votes RESTART IDENTITY;    -- its trigger empties counters
     TRUNCATE bench_floor.votes, bench_floor.entries,
              bench_plpgsql.votes, bench_plpgsql.entries,
-             bench_naive.votes, bench_naive.entries RESTART IDENTITY;
+             bench_naive.votes, bench_naive.entries,
+             bench_seeds.votes, bench_seeds.entries RESTART IDENTITY;
     INSERT INTO bench_floor.entries (contest_id, entry_id)
     SELECT contest_id, entry_id FROM vote_guard.entries
-     WHERE contest_id BETWEEN cfg.low_base AND cfg.hot_id;
+     WHERE contest_id BETWEEN cfg.low_base AND cfg.claim_id;
+    INSERT INTO bench_seeds.entries (contest_id, entry_id, remaining)
+    SELECT contest_id, entry_id, 1000000000 FROM bench_floor.entries
+     WHERE contest_id = cfg.claim_id;
     INSERT INTO bench_plpgsql.entries (contest_id, entry_id)
     SELECT contest_id, entry_id FROM bench_floor.entries;
     INSERT INTO bench_naive.entries (contest_id, entry_id)
@@ -232,7 +257,7 @@ BEGIN
            sha256(convert_to('p' || e.contest_id || '-' || e.entry_id || '-' || g, 'UTF8')) AS email_key
       FROM bench_floor.entries e,
            generate_series(1, CASE WHEN e.contest_id = cfg.hot_id THEN 2000 ELSE 20 END) g;
-    FOREACH s IN ARRAY ARRAY['vote_guard', 'bench_floor', 'bench_plpgsql', 'bench_naive'] LOOP
+    FOREACH s IN ARRAY ARRAY['vote_guard', 'bench_floor', 'bench_plpgsql', 'bench_naive', 'bench_seeds'] LOOP
         EXECUTE format('INSERT INTO %I.votes (contest_id, entry_id, ip_key, user_id, email_key)
                         SELECT contest_id, entry_id, ip_key, user_id, email_key FROM prime', s);
     END LOOP;
@@ -244,6 +269,7 @@ CREATE FUNCTION bench.check(variant text, OUT rows bigint, OUT drift bigint, OUT
 LANGUAGE plpgsql AS $$
 DECLARE
     s text := CASE variant WHEN 'cast_vote' THEN 'vote_guard'
+                           WHEN 'claim' THEN 'vote_guard'
                            WHEN 'floor' THEN 'bench_floor'
                            WHEN 'floor_hot' THEN 'bench_floor'
                            WHEN 'ceiling' THEN 'bench_floor'

@@ -50,7 +50,7 @@ HTTP = {
     "limit_reached": 429, "cooldown": 429, "contest_not_found": 404,
     "entry_not_found": 404, "contest_not_open": 403, "contest_closed": 403,
     "login_required": 401, "invalid_input": 400, "change_not_allowed": 403,
-    "vote_not_found": 404,
+    "vote_not_found": 404, "entry_full": 409, "contest_full": 409,
 }
 # rejected before the entry was looked at: no vote_count
 NO_COUNT = {"contest_not_found", "contest_not_open", "contest_closed",
@@ -67,10 +67,15 @@ ADMIN_ERRORS = {
     "verify": set(),
     "ip_key": {"22023", "42704"},
     "email_key": {"42704"},
+    "set_entry_capacity": {"22023", "42704"},
+    "set_contest_capacity": {"22023", "42704"},
 }
 PRIVATE = set(ADMIN_ERRORS)      # revoked from PUBLIC: 42501 as the anon role
 
 # -- argument generators -------------------------------------------------------
+
+# capacities (1.1): none, small enough to fill, a debt after lowering, bad
+CAPACITIES = [None, None, 0, 1, 2, 5, 50, 2**62, -1]
 
 
 def lit(v, typ):
@@ -179,8 +184,9 @@ def gen_call(w):
     fn = rng.choices(
         ["cast_vote", "change_vote", "retract_vote", "results", "verify",
          "create_contest", "add_entry", "close_contest", "rotate_secrets",
-         "ip_key", "email_key", "hmac_sha256", "normalize_email", "window_number"],
-        weights=[50, 8, 6, 3, 2, 4, 3, 1, 0.2, 3, 3, 2, 3, 3])[0]
+         "ip_key", "email_key", "hmac_sha256", "normalize_email", "window_number",
+         "set_entry_capacity", "set_contest_capacity"],
+        weights=[50, 8, 6, 3, 2, 4, 3, 1, 0.2, 3, 3, 2, 3, 3, 1, 1])[0]
     if fn == "cast_vote":
         args = [lit(maybe_null(w.contest_id, 0.03), "bigint"),
                 lit(maybe_null(w.entry_id, 0.03), "bigint"),
@@ -208,10 +214,18 @@ def gen_call(w):
     elif fn == "rotate_secrets":
         sql = "SELECT vote_guard.rotate_secrets()"
     elif fn == "add_entry":
-        sql = "SELECT vote_guard.add_entry(%s, %s, %s)" % (
+        sql = "SELECT vote_guard.add_entry(%s, %s, %s, %s)" % (
             lit(maybe_null(w.contest_id), "bigint"),
             lit(rng.choice([rng.randint(1, 8), 0, -5, 2**63 - 1, None]), "bigint"),
-            lit(maybe_null(lambda: rng.choice(TEXTS), 0.5), "text"))
+            lit(maybe_null(lambda: rng.choice(TEXTS), 0.5), "text"),
+            lit(rng.choice(CAPACITIES), "bigint"))
+    elif fn == "set_entry_capacity":
+        sql = "SELECT vote_guard.set_entry_capacity(%s, %s, %s)" % (
+            lit(maybe_null(w.contest_id), "bigint"), lit(maybe_null(w.entry_id), "bigint"),
+            lit(rng.choice(CAPACITIES), "bigint"))
+    elif fn == "set_contest_capacity":
+        sql = "SELECT vote_guard.set_contest_capacity(%s, %s)" % (
+            lit(maybe_null(w.contest_id), "bigint"), lit(rng.choice(CAPACITIES), "bigint"))
     elif fn == "create_contest":
         named = []
         opts = {
@@ -227,6 +241,7 @@ def gen_call(w):
             "vote_window": lambda: lit(maybe_null(lambda: rng.choice(INTERVALS), 0.5), "interval"),
             "cooldown": lambda: lit(maybe_null(lambda: rng.choice(INTERVALS), 0.5), "interval"),
             "allow_change": lambda: lit(rng.choice([True, False, None]), "boolean"),
+            "capacity": lambda: lit(rng.choice(CAPACITIES), "bigint"),
         }
         for k, g in opts.items():
             if k == "name" or rng.random() < 0.35:

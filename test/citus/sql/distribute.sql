@@ -211,6 +211,29 @@ SELECT * FROM vote_guard.verify(:co);
 SELECT :R FROM vote_guard.cast_vote(:co, 3, NULL, 'u7');
 SELECT :R FROM vote_guard.cast_vote(:co, 1, NULL, 'u3');
 
+-- limited claims (1.1): the places are in the contest's shards of counters
+-- and contest_counters, on its worker
+SELECT vote_guard.create_contest('seats', dedupe_on => '{user}', allow_change => true,
+                                 capacity => 3) AS cs \gset
+SELECT vote_guard.add_entry(:cs, 1, capacity => 2), vote_guard.add_entry(:cs, 2);
+SELECT :R FROM vote_guard.cast_vote(:cs, 1, NULL, 's1');
+SELECT :R FROM vote_guard.cast_vote(:cs, 1, NULL, 's2');
+SELECT :R FROM vote_guard.cast_vote(:cs, 1, NULL, 's3');
+SELECT :R FROM vote_guard.cast_vote(:cs, 2, NULL, 's3');
+SELECT :R FROM vote_guard.cast_vote(:cs, 2, NULL, 's4');
+SELECT :R FROM vote_guard.retract_vote(:cs, 's1');
+SELECT :R FROM vote_guard.change_vote(:cs, 1, 's3');
+SELECT :R FROM vote_guard.change_vote(:cs, 1, 's2');
+SELECT vote_guard.set_entry_capacity(:cs, 1, 3) AS counted;
+SELECT vote_guard.set_contest_capacity(:cs, 4) AS counted;
+SELECT :R FROM vote_guard.cast_vote(:cs, 1, NULL, 's4');
+SELECT :R FROM vote_guard.cast_vote(:cs, 2, NULL, 's5');
+\set VERBOSITY sqlstate
+INSERT INTO vote_guard.votes (contest_id, entry_id, user_id) VALUES (:cs, 2, 's6');
+\set VERBOSITY default
+SELECT * FROM vote_guard.verify(:cs);
+SELECT pg_catalog.sum(allot) AS contest_places FROM vote_guard.contest_counters WHERE contest_id = :cs;
+
 -- TRUNCATE votes empties the counters beside every shard
 TRUNCATE vote_guard.votes;
 SELECT * FROM vote_guard.results(:c1);
