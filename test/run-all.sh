@@ -173,7 +173,8 @@ run_suite() {
     failed=$((failed + bad))
     if [ "$rc" != 0 ]; then
         suites_failed+=("$name")
-        for diffs in regression.diffs test/isolation/regression.diffs test/citus/regression.diffs; do
+        for diffs in regression.diffs test/isolation/regression.diffs test/citus/regression.diffs \
+                     test/citus/isolation/regression.diffs; do
             if [ -s "$diffs" ]; then echo "-- $diffs"; head -n 200 "$diffs" || true; fi
         done
         [ "$name" = tap ] && tail -n 60 "$log"

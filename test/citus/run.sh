@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The citus suite: a Citus cluster (cluster.sh) on ports PORT to PORT+2, the
-# pg_regress schedule of test/citus/ through its coordinator, then the
+# pg_regress schedule of test/citus/ through its coordinator, the isolation
+# specs (isolation_schedule, specs/) through it, the storms, then the
 # cluster goes.  Run as the unprivileged user, with vote_guard and Citus
 # installed (test/run-all.sh does both as root).
 #
@@ -26,6 +27,15 @@ rm -f regression.diffs regression.out
     --bindir="$("$PG_CONFIG" --bindir)" --inputdir=. --outputdir=. \
     --host="$tmp/cluster" --port="$port" --use-existing --dbname=regression \
     --schedule=schedule || status=$?
+# races through the coordinator (specs/; the first, isolation_setup, lets
+# isolationtester see waits on the workers; a wait it does not see would
+# stall a step: cancelled after 60 s instead of the default 360)
+rm -rf isolation && mkdir isolation
+PGISOLATIONTIMEOUT=${PGISOLATIONTIMEOUT:-60} \
+"$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/isolation/pg_isolation_regress" \
+    --bindir="$("$PG_CONFIG" --bindir)" --inputdir=. --outputdir=isolation \
+    --host="$tmp/cluster" --port="$port" --use-existing --dbname=regression \
+    --schedule=isolation_schedule || status=$?
 # shard moves during a vote storm (python3-psycopg: test/citus/build.sh installs it)
 /usr/bin/python3 "$here/move_storm.py" "$tmp/cluster" "$port" || status=$?
 exit "${status:-0}"
