@@ -20,8 +20,9 @@
 #
 # The suite "layers" (test/layers.sh) checks that no C file calls up.
 #
-# The suite "citus" (test/citus/) runs a Citus cluster of three servers on
-# ports VG_TEST_PORT+1 to +3; as root this script first builds and installs
+# The suite "citus" (test/citus/) runs a Citus cluster of three servers (a
+# fourth joins during the suite) on
+# ports VG_TEST_PORT+1 to +4; as root this script first builds and installs
 # Citus from ../shared/citus/ beside the checkout (test/citus/build.sh,
 # cached).  A Citus that cannot be built or started is a failure.
 #
