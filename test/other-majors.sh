@@ -28,14 +28,20 @@
 #                          (default: removed on exit)
 #   VG_MIRROR              Debian mirror (default: the first one the host's
 #                          apt sources name)
-#   VG_SUITES              suites of run-all.sh (default "regress isolation tap")
+#   VG_SUITES              suites of run-all.sh (default "regress isolation tap
+#                          citus")
+#   VG_CITUS_SRC           the folder of Citus's release archives (default
+#                          ../shared/citus beside the checkout): copied into
+#                          the chroot for the citus suite, whose build of
+#                          Citus (test/citus/build.sh) stays in the chroot's
+#                          /root/.cache, so a cached chroot builds it once
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 vg_me=other-majors
 # shellcheck source=test/chroot-lib.sh
 . "$src/test/chroot-lib.sh"
-suites=${VG_SUITES:-regress isolation tap}
+suites=${VG_SUITES:-regress isolation tap citus}
 # the package suite builds chroots of its own: not inside one
 suites=$(echo " $suites " | sed 's/ package / /g; s/^ *//; s/ *$//')
 
@@ -126,6 +132,13 @@ for major in "$@"; do
     rm -rf "$dir/root/vote_guard"
     mkdir -p "$dir/root/vote_guard"
     git -C "$src" archive HEAD | tar -x -C "$dir/root/vote_guard"
+    # Citus's release archives, where test/citus/build.sh looks for them
+    case " $suites " in
+        *" citus "*)
+            rm -rf "$dir/root/shared/citus"
+            mkdir -p "$dir/root/shared/citus"
+            cp "${VG_CITUS_SRC:-$src/../shared/citus}"/{SHA256SUMS,citus-*.tar.xz} "$dir/root/shared/citus/" ;;
+    esac
 
     rc=0
     vg_chroot_run "$dir" PG_MAJOR="$major" VG_SUITES="$suites" \
