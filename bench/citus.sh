@@ -16,7 +16,9 @@
 #    method): CG_CALLS prepared calls in single-user mode, new voters, on the
 #    contests whose shards are on worker 1, run on worker 1's data directory
 #    (the fast paths opening the shards) and on the plain node's, each minus
-#    an empty session of the same data directory.
+#    a session of the same data directory with only the warm-up (one vote
+#    per entry of those contests); for the whole statement and for
+#    vote_guard's function alone (callgrind_annotate, callees included).
 # 2. Latency of one client (psycopg, prepared, LAT_CALLS calls each, new
 #    voters): the plain node; a worker voting in its own contests; a worker
 #    voting in the other worker's contests (Citus sends the call there); the
@@ -29,7 +31,8 @@
 #
 # Environment: PG_MAJOR (15), BENCH_PORT (55450; the cluster takes it to +2,
 # the plain node +3), CG_CALLS (1500), LAT_CALLS (2000), BENCH_CLIENTS (8),
-# BENCH_SECONDS (8), BENCH_ROUNDS (3).
+# BENCH_SECONDS (8), BENCH_ROUNDS (3), BENCH_PARTS (cg: the instructions
+# only), CG_KEEP (a folder to copy the callgrind files to).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,6 +49,7 @@ if [ "$(id -u)" = 0 ]; then
     exec runuser -u postgres -- env PG_CONFIG="$PG_CONFIG" PATH="$PATH" TMPDIR="${TMPDIR:-/tmp}" \
         CG_CALLS="$CG_CALLS" LAT_CALLS="$LAT_CALLS" BENCH_CLIENTS="$BENCH_CLIENTS" \
         BENCH_SECONDS="$BENCH_SECONDS" BENCH_ROUNDS="$BENCH_ROUNDS" BENCH_PORT="$BENCH_PORT" \
+        BENCH_PARTS="${BENCH_PARTS:-all}" CG_KEEP="${CG_KEEP:-}" \
         "$src/bench/citus.sh"
 fi
 
@@ -110,31 +114,60 @@ calls() {   # contests...: CG_CALLS calls over them, new voters, a fixed sequenc
                    1 + int(rand() * 2147483646)
     }'
 }
-calls $on_w1 >"$tmp/calls.sql"
-: >"$tmp/empty.sql"
+# a warm-up first: one vote per entry of every contest, so that what is
+# counted is the steady state (a backend's first call for a contest reads
+# the contest, its keys and, on a worker, where its shards are: about 1.1 M
+# instructions per table on a worker, paid once per backend)
+warmup() {   # voter base: one vote per entry of worker 1's contests, new voters
+    awk -v list="$on_w1" -v base="$1" 'BEGIN { k = split(list, c, " ")
+        for (i = 1; i <= k; i++) for (e = 1; e <= 10; e++) printf "EXECUTE cv(%d, %d, %d);\n", c[i], e, base + i * 10 + e }'
+}
+calls $on_w1 | awk 'NR == 1' >"$tmp/empty.sql"
+cp "$tmp/empty.sql" "$tmp/calls.sql"
+warmup 2100000000 >>"$tmp/empty.sql"
+warmup 2000000000 >>"$tmp/calls.sql"
+calls $on_w1 | awk 'NR > 1' >>"$tmp/calls.sql"
 nodes=(coordinator worker1 worker2)
 for n in "${nodes[@]}"; do pg_ctl -D "$cluster/$n" -w stop >/dev/null; done
 pg_ctl -D "$tmp/single" -w stop >/dev/null
-cg() {   # data directory, script: instructions of the session
-    (cd "$tmp" && valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" \
+cg() {   # data directory, script, name: instructions of the session (callgrind file kept)
+    (cd "$tmp" && valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.$3.out" \
         postgres --single -D "$1" -c synchronous_commit=off regression <"$2" >"$tmp/cg.log" 2>&1)
     if grep -q ERROR "$tmp/cg.log"; then
         echo "errors in single-user mode ($1):" >&2; grep -m 5 ERROR "$tmp/cg.log" >&2; exit 1
     fi
-    grep -m1 '^summary:' "$tmp/cg.out" | awk '{print $2}'
+    grep -m1 '^summary:' "$tmp/cg.$3.out" | awk '{print $2}'
 }
-per_call() { echo $(( ($(cg "$1" "$tmp/calls.sql") - $(cg "$1" "$tmp/empty.sql")) / CG_CALLS )); }
-cg_single=$(per_call "$tmp/single")
-cg_worker=$(per_call "$cluster/worker1")
+incl() {   # callgrind file, function: its instructions, callees included
+    callgrind_annotate --inclusive=yes --threshold=100 "$1" 2>/dev/null |
+        awk -v f=":$2 " 'index($0, f) { gsub(",", "", $1); print $1; exit }'
+}
+inclusive() {   # name, function: its instructions per counted call
+    echo $(( ($(incl "$tmp/cg.$1.out" "$2") - $(incl "$tmp/cg.$1.empty.out" "$2")) / CG_CALLS ))
+}
+per_call() { echo $(( ($(cg "$1" "$tmp/calls.sql" "$2") - $(cg "$1" "$tmp/empty.sql" "$2.empty")) / CG_CALLS )); }
+cg_single=$(per_call "$tmp/single" single)
+cg_worker=$(per_call "$cluster/worker1" worker)
 echo "== 1. instructions per cast_vote call (callgrind, $CG_CALLS calls, single-user mode, new voters)"
-awk -v s="$cg_single" -v w="$cg_worker" 'BEGIN {
-    printf "   one node  %8d\n   worker 1  %8d  (%.3fx one node)\n", s, w, w / s }'
+echo "   statement: the whole EXECUTE (parse, plan, execute, commit), after a warm-up (one vote per entry)"
+echo "   vg_cast_vote: vote_guard's function, callees included"
+printf '   %-10s %10s %14s\n' "" statement vg_cast_vote
+for n in single worker; do
+    total=$([ $n = single ] && echo "$cg_single" || echo "$cg_worker")
+    printf '   %-10s %10d %14d\n' "$([ $n = single ] && echo "one node" || echo "worker 1")" \
+        "$total" "$(inclusive $n vg_cast_vote)"
+done
+awk -v s="$cg_single" -v w="$cg_worker" -v vs="$(inclusive single vg_cast_vote)" \
+    -v vw="$(inclusive worker vg_cast_vote)" 'BEGIN {
+    printf "   worker / one node: statement %.3fx, vg_cast_vote %.3fx\n", w / s, vw / vs }'
+if [ -n "${CG_KEEP:-}" ]; then mkdir -p "$CG_KEEP" && cp "$tmp"/cg.*.out "$CG_KEEP/"; fi
 for n in worker1 worker2 coordinator; do
     pg_ctl -D "$cluster/$n" -l "$cluster/$n.log" -w start >/dev/null
 done
 pg_ctl -D "$tmp/single" -l "$tmp/single.log" -w start >/dev/null
 
 # 2. one client's latency by path
+[ "${BENCH_PARTS:-all}" = cg ] && exit 0
 echo "== 2. one client, mean latency per call (psycopg, prepared, $LAT_CALLS calls, new voters)"
 /usr/bin/python3 - "$cluster" "$port" "$tmp" "$single" "$on_w1" "$on_w2" <<'PY'
 import random, sys, time
