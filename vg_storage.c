@@ -65,6 +65,7 @@
 #include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/primnodes.h"
+#include "replication/logicalworker.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
@@ -220,17 +221,16 @@ table_shape(VgTable *t)
 }
 
 /*
- * Every backend forgets what it cached of rel's rows when this commits.  A
- * trigger that fires on a Citus shard of one of the tables (contests_102040
- * ...) invalidates the table too: the caches listen to the table.
+ * The vote_guard table of which rel is a Citus shard (contests_102040 is
+ * one of vote_guard.contests: the table's name, '_', the shard id, in the
+ * table's schema), or InvalidOid.
  */
-void
-vg_cache_invalidate(Relation rel)
+static Oid
+shard_of_table(Relation rel)
 {
 	const char *name = RelationGetRelationName(rel);
 	size_t		i;
 
-	CacheInvalidateRelcache(rel);
 	for (i = 0; i < lengthof(all_tables); i++)
 	{
 		size_t		len = strlen(all_tables[i]->relname);
@@ -243,8 +243,42 @@ vg_cache_invalidate(Relation rel)
 		relid = vg_table_relid(all_tables[i]->relname);
 		if (OidIsValid(relid) && relid != RelationGetRelid(rel) &&
 			RelationGetNamespace(rel) == get_rel_namespace(relid))
-			CacheInvalidateRelcacheByRelid(relid);
+			return relid;
 	}
+	return InvalidOid;
+}
+
+/*
+ * Every backend forgets what it cached of rel's rows when this commits.  A
+ * trigger that fires on a Citus shard of one of the tables (contests_102040
+ * ...) invalidates the table too: the caches listen to the table.
+ */
+void
+vg_cache_invalidate(Relation rel)
+{
+	Oid			table = shard_of_table(rel);
+
+	CacheInvalidateRelcache(rel);
+	if (OidIsValid(table))
+		CacheInvalidateRelcacheByRelid(table);
+}
+
+/*
+ * Is this Citus moving (or splitting) a shard of rel by logical
+ * replication: a logical replication worker applying changes to a shard of
+ * a vote_guard table?  Those rows were decided and counted on the source
+ * shard, and its counters come with them; the triggers must neither decide
+ * nor count them again (a decision would also run distributed statements
+ * as the move's subscription role, which exists on this node only: the
+ * apply failed and retried until the move's final catch-up, which blocks
+ * the contest's writes, never ended).  A logical-replication subscriber of
+ * the tables themselves is not this: there the triggers count the votes
+ * replicated to it.
+ */
+bool
+vg_citus_shard_apply(Relation rel)
+{
+	return IsLogicalWorker() && OidIsValid(shard_of_table(rel));
 }
 
 /*

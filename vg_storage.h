@@ -72,5 +72,6 @@ extern void vg_count_contents(Oid role, int64 *contests, int64 *votes);
 
 /* every backend forgets what it cached of rel's rows when this commits */
 extern void vg_cache_invalidate(Relation rel);
+extern bool vg_citus_shard_apply(Relation rel);
 
 #endif							/* VG_STORAGE_H */

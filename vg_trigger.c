@@ -49,6 +49,9 @@ Datum
 vg_votes_trigger(PG_FUNCTION_ARGS)
 {
 	check_trigger_call(fcinfo, "vote_guard.votes_trigger()");
+	/* Citus moving the shard: the counters come from the source */
+	if (vg_citus_shard_apply(((TriggerData *) fcinfo->context)->tg_relation))
+		return PointerGetDatum(NULL);
 	if (!(vg_trusted_write & VG_WRITE_COUNTED))
 		vg_counters_follow((TriggerData *) fcinfo->context);
 	return PointerGetDatum(NULL);
@@ -69,7 +72,9 @@ vg_votes_policy_trigger(PG_FUNCTION_ARGS)
 
 	check_trigger_call(fcinfo, "vote_guard.votes_policy_trigger()");
 	update = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
-	if (vg_trusted_write & VG_WRITE_DECIDED)
+	/* decided on the source of a Citus shard move, or by cast_vote */
+	if ((vg_trusted_write & VG_WRITE_DECIDED) ||
+		vg_citus_shard_apply(trigdata->tg_relation))
 		return PointerGetDatum(update ? trigdata->tg_newtuple :
 							   trigdata->tg_trigtuple);
 	return PointerGetDatum(vg_policy_write(trigdata->tg_relation,
@@ -204,6 +209,13 @@ vg_entries_trigger(PG_FUNCTION_ARGS)
 	contest_id = DatumGetInt64(heap_getattr(oldtup, 1, desc, &isnull));
 	entry_id = DatumGetInt64(heap_getattr(oldtup, 2, desc, &isnull));
 
+	/* Citus moving the shard: the source checked the change */
+	if (vg_citus_shard_apply(trigdata->tg_relation))
+	{
+		vg_cache_invalidate(trigdata->tg_relation);
+		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+							   trigdata->tg_newtuple : oldtup);
+	}
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 	{
 		HeapTuple	newtup = trigdata->tg_newtuple;

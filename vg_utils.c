@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace_d.h"
 #include "common/int128.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -31,13 +32,26 @@
  * skewed distribution in the statistics (one contest with most of the votes)
  * made PostgreSQL plan again on every call.  (A session that sets
  * plan_cache_mode = force_custom_plan still gets custom plans.)
+ *
+ * Except with Citus in the database (its catalog pg_dist_partition exists
+ * when the backend prepares the statement): there the plans are custom.  On
+ * a distributed table a kept generic plan is Citus's distributed plan, and
+ * Citus's executor deparses its shard query into the plan's own memory on
+ * every execution on the shard's node, memory freed only with the plan: a
+ * worker backend grew by about 3 MB a second under a storm of duplicate
+ * votes (the voter's-votes statement), until the kernel killed it.  A
+ * custom plan is made for the call and freed after it; Citus planned and
+ * deparsed the shard query on every call anyway.
  */
 SPIPlanPtr
 vg_prepare_kept(const char *query, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare_cursor(query, nargs, argtypes,
-										  CURSOR_OPT_GENERIC_PLAN);
+	int			options = CURSOR_OPT_GENERIC_PLAN;
+	SPIPlanPtr	plan;
 
+	if (OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		options = CURSOR_OPT_CUSTOM_PLAN;
+	plan = SPI_prepare_cursor(query, nargs, argtypes, options);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s",
 			 query, SPI_result_code_string(SPI_result));

@@ -447,3 +447,18 @@ COMMENT ON FUNCTION vote_guard.distribute() IS
 -- before the update keep their rows until they are rewritten (VACUUM FULL).
 ------------------------------------------------------------------------------
 ALTER TABLE vote_guard.counters SET (fillfactor = 10);
+
+------------------------------------------------------------------------------
+-- Citus (issue 11): a node added after distribute() gets its id ranges.
+--
+-- On a node that joins after the tables are distributed, Citus's metadata
+-- marks vote_guard's sequences as those of distributed tables, and its
+-- utility hook refuses ALTER SEQUENCE on them ("Altering a distributed
+-- sequence is currently not supported"): distribute() called again after
+-- citus_add_node failed there.  The sequences are the node's own (every
+-- node has the extension's), so citus_prepare_node() alters them with
+-- Citus's DDL propagation off.  Without Citus the setting is a placeholder
+-- nothing reads.
+------------------------------------------------------------------------------
+
+ALTER FUNCTION vote_guard.citus_prepare_node() SET citus.enable_ddl_propagation = off;

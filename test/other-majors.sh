@@ -29,13 +29,18 @@
 #   VG_MIRROR              Debian mirror (default: the first one the host's
 #                          apt sources name)
 #   VG_SUITES              suites of run-all.sh (default "regress isolation tap
-#                          upgrade", and pg_upgrade for the majors of
+#                          upgrade citus", and pg_upgrade for the majors of
 #                          VG_PG_UPGRADE_MAJORS)
 #   VG_SUITES_<major>      the same for one major (VG_SUITES_18=regress)
 #   VG_PG_UPGRADE_MAJORS   the majors whose default suites add pg_upgrade:
 #                          pg_upgrade from PostgreSQL 15 (built inside the
 #                          chroot by test/old-major.sh and kept there) with
 #                          votes in place (default "17"; "" for none)
+#   VG_CITUS_SRC           the folder of Citus's release archives (default
+#                          ../shared/citus beside the checkout): copied into
+#                          the chroot for the citus suite, whose build of
+#                          Citus (test/citus/build.sh) stays in the chroot's
+#                          /root/.cache, so a cached chroot builds it once
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -48,7 +53,7 @@ suites_for() {
     local major=$1 var="VG_SUITES_$1" s
     s=${!var:-${VG_SUITES:-}}
     if [ -z "$s" ]; then
-        s="regress isolation tap upgrade"
+        s="regress isolation tap upgrade citus"
         case " ${VG_PG_UPGRADE_MAJORS-17} " in *" $major "*) s="$s pg_upgrade" ;; esac
     fi
     echo " $s " | sed 's/ package / /g; s/^ *//; s/ *$//'
@@ -142,6 +147,13 @@ for major in "$@"; do
     rm -rf "$dir/root/vote_guard"
     mkdir -p "$dir/root/vote_guard"
     git -C "$src" archive HEAD | tar -x -C "$dir/root/vote_guard"
+    # Citus's release archives, where test/citus/build.sh looks for them
+    case " $suites " in
+        *" citus "*)
+            rm -rf "$dir/root/shared/citus"
+            mkdir -p "$dir/root/shared/citus"
+            cp "${VG_CITUS_SRC:-$src/../shared/citus}"/{SHA256SUMS,citus-*.tar.xz} "$dir/root/shared/citus/" ;;
+    esac
 
     rc=0
     vg_chroot_run "$dir" PG_MAJOR="$major" VG_SUITES="$suites" \

@@ -28,8 +28,9 @@
 # PG_MAJOR with votes in place; as root this script first builds that major
 # (test/old-major.sh, kept once built) and vote_guard for it.
 #
-# The suite "citus" (test/citus/) runs a Citus cluster of three servers on
-# ports VG_TEST_PORT+1 to +3; as root this script first builds and installs
+# The suite "citus" (test/citus/) runs a Citus cluster of three servers (a
+# fourth joins during the suite) on
+# ports VG_TEST_PORT+1 to +4; as root this script first builds and installs
 # Citus from ../shared/citus/ beside the checkout (test/citus/build.sh,
 # cached).  A Citus that cannot be built or started is a failure.
 #
@@ -202,7 +203,8 @@ run_suite() {
     failed=$((failed + bad))
     if [ "$rc" != 0 ]; then
         suites_failed+=("$name")
-        for diffs in regression.diffs test/isolation/regression.diffs test/citus/regression.diffs; do
+        for diffs in regression.diffs test/isolation/regression.diffs test/citus/regression.diffs \
+                     test/citus/isolation/regression.diffs; do
             if [ -s "$diffs" ]; then echo "-- $diffs"; head -n 200 "$diffs" || true; fi
         done
         [ "$name" = tap ] && tail -n 60 "$log"

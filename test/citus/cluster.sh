@@ -13,7 +13,12 @@
 # node listens only on its socket in DIR; the nodes reach each other there
 # (Citus accepts a socket folder as a node name).
 #
-# Environment: PG_CONFIG, VG_CITUS_WORKERS (default 2).
+# With VG_CITUS_SPARE=1 one more server starts on the next port, with the
+# database and citus but not added as a node (a test adds it: citus_add_node).
+# wal_level is logical: Citus moves shards by logical replication unless told
+# to block writes.
+#
+# Environment: PG_CONFIG, VG_CITUS_WORKERS (default 2), VG_CITUS_SPARE.
 set -euo pipefail
 
 PG_CONFIG=${PG_CONFIG:-pg_config}
@@ -58,6 +63,7 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 max_prepared_transactions = 100
+wal_level = logical
 citus.enable_statistics_collection = off
 citus.local_hostname = '$dir'
 log_min_messages = warning
@@ -65,6 +71,11 @@ CONF
 
 names=(coordinator)
 for i in $(seq 1 "$workers"); do names+=("worker$i"); done
+servers=$workers
+if [ "${VG_CITUS_SPARE:-0}" = 1 ]; then
+    servers=$((workers + 1))
+    names+=("worker$servers")
+fi
 i=0
 for name in "${names[@]}"; do
     cp -a "$dir/template" "$dir/$name"
@@ -94,7 +105,7 @@ psql_on() {
 }
 # the nodes one at a time would take a second or more each
 pids=()
-for i in $(seq 0 "$workers"); do
+for i in $(seq 0 "$servers"); do
     { psql_on $((port + i)) -d postgres -c 'CREATE DATABASE regression' &&
       psql_on $((port + i)) -d regression -c 'CREATE EXTENSION citus'; } &
     pids+=($!)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The citus suite: a Citus cluster (cluster.sh) on ports PORT to PORT+2, the
-# pg_regress schedule of test/citus/ through its coordinator, then the
+# The citus suite: a Citus cluster (cluster.sh) on ports PORT to PORT+2 and a
+# spare server on PORT+3 (storm.py adds it as a third worker), the
+# pg_regress schedule of test/citus/ through its coordinator, the isolation
+# specs (isolation_schedule, specs/) through it, the storms, then the
 # cluster goes.  Run as the unprivileged user, with vote_guard and Citus
 # installed (test/run-all.sh does both as root).
 #
@@ -17,7 +19,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/vote_guard_citus.XXXXXX")
 trap '"$here/cluster.sh" stop "$tmp/cluster"; rm -rf "$tmp"' EXIT
 
 start=$(date +%s%N)
-"$here/cluster.sh" start "$tmp/cluster" "$port" >/dev/null
+VG_CITUS_SPARE=1 "$here/cluster.sh" start "$tmp/cluster" "$port" >/dev/null
 echo "# citus cluster: 1 coordinator + 2 workers up in $((($(date +%s%N) - start) / 1000000)) ms"
 
 cd "$here"
@@ -26,6 +28,16 @@ rm -f regression.diffs regression.out
     --bindir="$("$PG_CONFIG" --bindir)" --inputdir=. --outputdir=. \
     --host="$tmp/cluster" --port="$port" --use-existing --dbname=regression \
     --schedule=schedule || status=$?
-# shard moves during a vote storm (python3-psycopg: test/citus/build.sh installs it)
-/usr/bin/python3 "$here/move_storm.py" "$tmp/cluster" "$port" || status=$?
+# races through the coordinator (specs/; the first, isolation_setup, lets
+# isolationtester see waits on the workers; a wait it does not see would
+# stall a step: cancelled after 60 s instead of the default 360)
+rm -rf isolation && mkdir isolation
+PGISOLATIONTIMEOUT=${PGISOLATIONTIMEOUT:-60} \
+"$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/isolation/pg_isolation_regress" \
+    --bindir="$("$PG_CONFIG" --bindir)" --inputdir=. --outputdir=isolation \
+    --host="$tmp/cluster" --port="$port" --use-existing --dbname=regression \
+    --schedule=isolation_schedule || status=$?
+# vote storms: shard moves, 64 clients on every node, a third worker and a
+# rebalance (python3-psycopg: test/citus/build.sh installs it)
+/usr/bin/python3 "$here/storm.py" "$tmp/cluster" "$port" move storm grow || status=$?
 exit "${status:-0}"
