@@ -336,6 +336,46 @@ COMMENT ON FUNCTION vote_guard.set_contest_capacity(bigint, bigint) IS
 'raise or lower a contest''s capacity over all its entries (NULL: no limit); returns its count of votes. Below the count, new votes are refused and none removed';
 
 -- distribute() gains contest_counters: drop and create
+/*
+ * TRUNCATE of a shard of vote_guard.votes (after distribute()): the
+ * contest_counters shard beside it is emptied as well, as the votes
+ * trigger empties vote_guard.contest_counters on one node, so a limited
+ * contest's places are rebuilt from its votes at the next vote (1.0's
+ * votes_truncate_shard() empties the counters shard).
+ */
+CREATE FUNCTION vote_guard.votes_truncate_places_shard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    places_shard text;
+BEGIN
+    -- the coordinator's (empty) table: its places are the shards' business
+    IF TG_RELID OPERATOR(pg_catalog.=) 'vote_guard.votes'::pg_catalog.regclass THEN
+        RETURN NULL;
+    END IF;
+    SELECT pg_catalog.shard_name('vote_guard.contest_counters'::pg_catalog.regclass, k.shardid)
+      INTO places_shard
+      FROM pg_catalog.pg_dist_shard v
+      JOIN pg_catalog.pg_dist_shard k
+        ON k.logicalrelid OPERATOR(pg_catalog.=) 'vote_guard.contest_counters'::pg_catalog.regclass
+       AND k.shardminvalue OPERATOR(pg_catalog.=) v.shardminvalue
+     WHERE v.logicalrelid OPERATOR(pg_catalog.=) 'vote_guard.votes'::pg_catalog.regclass
+       AND pg_catalog.shard_name('vote_guard.votes'::pg_catalog.regclass, v.shardid)
+           OPERATOR(pg_catalog.=) pg_catalog.format('%I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME);
+    IF places_shard IS NULL THEN
+        RAISE EXCEPTION 'vote_guard: % has no shard of vote_guard.contest_counters beside it',
+                        TG_RELID::pg_catalog.regclass
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Call vote_guard.distribute() on the coordinator after ALTER EXTENSION vote_guard UPDATE.';
+    END IF;
+    EXECUTE 'TRUNCATE ' OPERATOR(pg_catalog.||) places_shard;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION vote_guard.votes_truncate_places_shard() FROM PUBLIC;
+
 DROP FUNCTION vote_guard.distribute();
 CREATE FUNCTION vote_guard.distribute()
 RETURNS void
@@ -389,6 +429,17 @@ BEGIN
             AFTER TRUNCATE ON vote_guard.votes
             FOR EACH STATEMENT EXECUTE FUNCTION vote_guard.votes_truncate_shard();
         ALTER TABLE vote_guard.votes ENABLE ALWAYS TRIGGER votes_truncate;
+    END IF;
+
+    -- and the contest_counters shard beside it (1.1; also on tables that
+    -- were distributed before, where Citus creates it on every shard)
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                    WHERE g.tgrelid OPERATOR(pg_catalog.=) 'vote_guard.votes'::pg_catalog.regclass
+                      AND g.tgname OPERATOR(pg_catalog.=) 'votes_truncate_places') THEN
+        CREATE TRIGGER votes_truncate_places
+            AFTER TRUNCATE ON vote_guard.votes
+            FOR EACH STATEMENT EXECUTE FUNCTION vote_guard.votes_truncate_places_shard();
+        ALTER TABLE vote_guard.votes ENABLE ALWAYS TRIGGER votes_truncate_places;
     END IF;
 
     -- a contest's rows live together: contests by id, the others by contest_id

@@ -241,6 +241,15 @@ SELECT * FROM vote_guard.verify(:c1);
 SELECT * FROM vote_guard.results(:cv);
 SELECT * FROM vote_guard.verify(:cv);
 SELECT pg_catalog.count(*) AS counter_rows FROM vote_guard.counters;
+-- and the contest's places beside every shard: a limited contest that was
+-- full takes votes again, up to its capacity
+SELECT pg_catalog.count(*) AS contest_counter_rows FROM vote_guard.contest_counters;
+SELECT :R FROM vote_guard.cast_vote(:cs, 2, NULL, 't1');
+SELECT :R FROM vote_guard.cast_vote(:cs, 2, NULL, 't2');
+SELECT :R FROM vote_guard.cast_vote(:cs, 2, NULL, 't3');
+SELECT :R FROM vote_guard.cast_vote(:cs, 2, NULL, 't4');
+SELECT :R FROM vote_guard.cast_vote(:cs, 2, NULL, 't5');
+SELECT * FROM vote_guard.verify(:cs);
 
 -- close_contest: once, and again keeps the first time
 SELECT vote_guard.close_contest(:c1) AS closed_at \gset
