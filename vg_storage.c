@@ -1850,14 +1850,14 @@ counter_add_free(int64 contest_id, int64 entry_id, int64 delta,
 	bool		added = false;
 	int64		sum = delta;
 	int			i;
-
 	AttrNumber	allot_att;
 
 	StaticAssertStmt(VG_COUNTER_SLOTS <= 64, "counter slots must fit in a uint64");
 	*new_slot = counter_slot();
 	*limited = false;
 	rel = table_open_checked(&counters_table, contest_id, RowExclusiveLock);
-	allot_att = RelationGetDescr(rel)->natts >= 5 ? 5 : 0;
+	/* the 1.1 shape has allot (fifth, as the fast path needs); 1.0's not */
+	allot_att = table_shape(&counters_table) > 0 ? 5 : 0;
 
 	/*
 	 * What the executor checks of a planned UPDATE on every call: the user's
